@@ -1,0 +1,72 @@
+#ifndef AUDIOTAG_SRC_AUDIO_DECODER_H_
+#define AUDIOTAG_SRC_AUDIO_DECODER_H_
+
+// Decodes an encoded audio file held in memory with FFmpeg (libavformat and
+// libavcodec through a custom AVIOContext: no temporary files, no
+// subprocess), downmixes it to mono and resamples it with libswresample to
+// every rate the caller asks for, handing the samples over in bounded chunks so
+// that memory does not grow with the file's length.
+//
+// Thread-safety: DecodeAudio is reentrant; concurrent calls share nothing.
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+
+namespace audiotag {
+
+struct DecoderOptions {
+  // Uploads larger than this are rejected with RESOURCE_EXHAUSTED before any
+  // decoding. Default 256 MiB.
+  int64_t max_input_bytes = int64_t{256} << 20;
+  // Audio longer than this (decoded, not claimed by the header) stops the
+  // decode with RESOURCE_EXHAUSTED. Default 2 hours.
+  double max_duration_seconds = 2 * 3600.0;
+  // Upper bound on the samples per chunk handed to the sink. Default 1 s at
+  // 48 kHz.
+  int64_t max_chunk_samples = 48000;
+};
+
+// What the decoder found in the file.
+struct AudioInfo {
+  std::string container;  // libavformat's short name, e.g. "mp3", "wav"
+  std::string codec;      // libavcodec's name, e.g. "mp3float", "flac"
+  int sample_rate = 0;    // of the source stream, Hz
+  int channels = 0;       // of the source stream
+  double duration_seconds = 0;  // of the decoded audio
+  int64_t size_bytes = 0;       // of the input
+};
+
+// Receives decoded mono float samples in [-1, 1] (not clipped). `rate_index`
+// indexes the `output_rates` passed to DecodeAudio. Chunks of one rate arrive
+// in order; a non-OK return stops decoding and DecodeAudio returns it
+// unchanged (used for cancellation and deadlines).
+using PcmSink =
+    std::function<absl::Status(int rate_index, absl::Span<const float>)>;
+
+// Decodes `bytes`. Each rate in `output_rates` (Hz, 1 to 384000) gets its own
+// resampled stream. Errors:
+//   INVALID_ARGUMENT   empty input, no audio stream, undecodable data,
+//                      zero channels or rate, bad output rate
+//   RESOURCE_EXHAUSTED input or decoded duration over the limits
+// Decoding errors in the middle of a stream after some audio was decoded are
+// tolerated the way the ffmpeg CLI tolerates them (the damaged packets are
+// skipped); a file that yields no audio at all is INVALID_ARGUMENT.
+absl::StatusOr<AudioInfo> DecodeAudio(absl::string_view bytes,
+                                      absl::Span<const int> output_rates,
+                                      const DecoderOptions& options,
+                                      const PcmSink& sink);
+
+// Convenience for tests and tools: the whole file as one vector per rate.
+absl::StatusOr<std::vector<std::vector<float>>> DecodeAudioToVectors(
+    absl::string_view bytes, absl::Span<const int> output_rates,
+    const DecoderOptions& options, AudioInfo* info = nullptr);
+
+}  // namespace audiotag
+
+#endif  // AUDIOTAG_SRC_AUDIO_DECODER_H_

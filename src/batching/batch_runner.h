@@ -1,0 +1,28 @@
+#ifndef AUDIOTAG_SRC_BATCHING_BATCH_RUNNER_H_
+#define AUDIOTAG_SRC_BATCHING_BATCH_RUNNER_H_
+
+// What a scheduler runs: one model instance that turns a batch of segments
+// into the model's outputs. The TorchScript runner (src/model/) implements it;
+// the batching tests use fakes.
+
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "src/common/tensor.h"
+
+namespace audiotag {
+
+class BatchRunner {
+ public:
+  virtual ~BatchRunner() = default;
+
+  // `batch`: [B, ...segment shape], B >= 1. Returns one tensor per declared
+  // output of the model, in config order, each [B, ...]. Errors are the
+  // model's fault (INTERNAL) or a bad batch (INVALID_ARGUMENT). Called from
+  // one thread at a time per runner.
+  virtual absl::StatusOr<std::vector<Tensor>> Run(const Tensor& batch) = 0;
+};
+
+}  // namespace audiotag
+
+#endif  // AUDIOTAG_SRC_BATCHING_BATCH_RUNNER_H_

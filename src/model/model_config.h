@@ -1,0 +1,34 @@
+#ifndef AUDIOTAG_SRC_MODEL_MODEL_CONFIG_H_
+#define AUDIOTAG_SRC_MODEL_MODEL_CONFIG_H_
+
+// Reading and checking a model folder's config.pbtxt.
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "audiotag/v1/model_config.pb.h"
+
+namespace audiotag {
+
+// Parses `text` (protobuf text format). Unknown fields and syntax errors are
+// INVALID_ARGUMENT with "<file_name>:<line>:<column>: <what>".
+absl::StatusOr<v1::ModelConfig> ParseModelConfig(absl::string_view text,
+                                                 absl::string_view file_name);
+
+// Reads and parses `path`; NOT_FOUND if it does not exist.
+absl::StatusOr<v1::ModelConfig> ReadModelConfig(const std::string& path);
+
+// Fills defaults (name from `folder_name`, hop = window, batching defaults,
+// ...) and checks every field a model needs: INVALID_ARGUMENT naming the
+// field and what is wrong with it.
+absl::Status NormalizeModelConfig(absl::string_view folder_name,
+                                  v1::ModelConfig* config);
+
+// Reads a labels file: one label per line, blank lines at the end ignored.
+absl::StatusOr<std::vector<std::string>> ReadLabels(const std::string& path);
+
+}  // namespace audiotag
+
+#endif  // AUDIOTAG_SRC_MODEL_MODEL_CONFIG_H_

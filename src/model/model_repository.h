@@ -1,0 +1,66 @@
+#ifndef AUDIOTAG_SRC_MODEL_MODEL_REPOSITORY_H_
+#define AUDIOTAG_SRC_MODEL_MODEL_REPOSITORY_H_
+
+// The model repository: a folder of model folders (see
+// docs/model_repository.md). Loads every model it finds; a model that fails to
+// load is reported FAILED with the reason while the others serve.
+//
+// Thread-safety: all methods may be called from any thread.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "audiotag/v1/audiotag.pb.h"
+#include "src/model/model.h"
+
+namespace audiotag {
+
+struct RepositoryOptions {
+  // The folder holding the model folders. Required.
+  std::string root;
+  // How often to look for new, changed or removed models; zero disables
+  // polling (load once). Default 0.
+  absl::Duration poll_interval = absl::ZeroDuration();
+  // Intra-op threads for instances whose config leaves it 0; 0 keeps
+  // LibTorch's default.
+  int default_intra_op_threads = 0;
+};
+
+class ModelRepository {
+ public:
+  // Scans `options.root` and loads every model in it. Errors only when the
+  // root itself is unusable (NOT_FOUND, INVALID_ARGUMENT); a bad model is
+  // recorded, not returned.
+  static absl::StatusOr<std::unique_ptr<ModelRepository>> Open(
+      const RepositoryOptions& options);
+
+  virtual ~ModelRepository() = default;
+
+  // The serving version of `name`: NOT_FOUND for an unknown model,
+  // FAILED_PRECONDITION (with the load error) for one that is not ready.
+  virtual absl::StatusOr<std::shared_ptr<const Model>> Get(
+      const std::string& name) const = 0;
+
+  // Every ready model, by name.
+  virtual std::vector<std::shared_ptr<const Model>> ReadyModels() const = 0;
+
+  // State of every model found, ready or not, sorted by name.
+  virtual std::vector<v1::ModelInfo> List() const = 0;
+
+  // NOT_FOUND for an unknown model.
+  virtual absl::StatusOr<v1::ModelInfo> Describe(
+      const std::string& name) const = 0;
+
+  // Rescans the folder now (what polling does periodically).
+  virtual void Rescan() = 0;
+
+  // Stops polling and every model's scheduler (queued work is run first).
+  virtual void Stop() = 0;
+};
+
+}  // namespace audiotag
+
+#endif  // AUDIOTAG_SRC_MODEL_MODEL_REPOSITORY_H_
