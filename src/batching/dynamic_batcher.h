@@ -1,0 +1,63 @@
+#ifndef AUDIOTAG_SRC_BATCHING_DYNAMIC_BATCHER_H_
+#define AUDIOTAG_SRC_BATCHING_DYNAMIC_BATCHER_H_
+
+// The dynamic batcher: segments from every in-flight request for one model
+// wait in one queue shared by the model's instances; each instance thread
+// takes the next batch when it reaches max_batch_size (or a preferred size),
+// or when its oldest segment has waited max_queue_delay. Interactive segments
+// go before bulk ones; within a class, requests are served round-robin so one
+// long request cannot starve short ones behind it. Segments of cancelled or
+// expired requests are dropped before they reach a batch.
+//
+// Thread-safety: thread-safe.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "src/batching/batch_runner.h"
+#include "src/batching/scheduler.h"
+
+namespace audiotag {
+
+// What happened in one batch; reported to BatcherOptions::on_batch.
+struct BatchStats {
+  int batch_size = 0;
+  int instance = 0;
+  absl::Duration compute_time;
+  std::vector<absl::Duration> queue_times;  // one per segment in the batch
+};
+
+struct BatcherOptions {
+  // Used in thread names and log lines.
+  std::string name;
+  // Most segments per batch. Default 8; at least 1.
+  int max_batch_size = 8;
+  // Sizes that run as soon as they are reached, ascending, each at most
+  // max_batch_size. Default none.
+  std::vector<int> preferred_batch_sizes;
+  // How long the oldest waiting segment may wait for a fuller batch.
+  // Default 2 ms.
+  absl::Duration max_queue_delay = absl::Microseconds(2000);
+  // Most waiting segments; Enqueue beyond it is RESOURCE_EXHAUSTED.
+  // Default 4096.
+  int max_queue_size = 4096;
+  // Shape every task's input must have (no batch axis); empty = not checked.
+  std::vector<int64_t> input_shape;
+  // Called after every batch from the instance thread that ran it; must be
+  // cheap and thread-safe. Optional.
+  std::function<void(const BatchStats&)> on_batch;
+};
+
+class DynamicBatcher : public Scheduler {
+ public:
+  // One thread per runner; `runners` must not be empty.
+  static absl::StatusOr<std::unique_ptr<DynamicBatcher>> Create(
+      BatcherOptions options, std::vector<std::unique_ptr<BatchRunner>> runners);
+};
+
+}  // namespace audiotag
+
+#endif  // AUDIOTAG_SRC_BATCHING_DYNAMIC_BATCHER_H_
