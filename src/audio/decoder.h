@@ -34,10 +34,10 @@ struct DecoderOptions {
 
 // What the decoder found in the file.
 struct AudioInfo {
-  std::string container;  // libavformat's short name, e.g. "mp3", "wav"
-  std::string codec;      // libavcodec's name, e.g. "mp3float", "flac"
-  int sample_rate = 0;    // of the source stream, Hz
-  int channels = 0;       // of the source stream
+  std::string container;        // libavformat's short name, e.g. "mp3", "wav"
+  std::string codec;            // libavcodec's name, e.g. "mp3float", "flac"
+  int sample_rate = 0;          // of the source stream, Hz
+  int channels = 0;             // of the source stream
   double duration_seconds = 0;  // of the decoded audio
   int64_t size_bytes = 0;       // of the input
 };
