@@ -1,0 +1,299 @@
+#include "src/batching/dynamic_batcher.h"
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <thread>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "src/batching/batch_tensors.h"
+#include "src/batching/request_queue.h"
+#include "src/common/status_macros.h"
+
+namespace audiotag {
+namespace {
+
+// RequestControl::Cancel() wakes no one, so an idle worker with segments
+// queued looks for cancelled requests at least this often, even when
+// max_queue_delay is long.
+constexpr absl::Duration kMaxIdleWait = absl::Milliseconds(50);
+
+using Entries = std::vector<RequestQueue::Entry>;
+using DroppedList = std::vector<RequestQueue::Dropped>;
+
+absl::Status ValidateOptions(
+    const BatcherOptions& options,
+    const std::vector<std::unique_ptr<BatchRunner>>& runners) {
+  if (options.max_batch_size < 1) {
+    return absl::InvalidArgumentError("max_batch_size must be at least 1");
+  }
+  const std::vector<int>& preferred = options.preferred_batch_sizes;
+  if (!std::is_sorted(preferred.begin(), preferred.end()) ||
+      std::adjacent_find(preferred.begin(), preferred.end()) !=
+          preferred.end() ||
+      (!preferred.empty() &&
+       (preferred.front() < 1 || preferred.back() > options.max_batch_size))) {
+    return absl::InvalidArgumentError(
+        "preferred_batch_sizes must be strictly ascending, each in "
+        "[1, max_batch_size]");
+  }
+  if (options.max_queue_size < 1) {
+    return absl::InvalidArgumentError("max_queue_size must be at least 1");
+  }
+  if (options.max_queue_delay < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("max_queue_delay must not be negative");
+  }
+  if (runners.empty() ||
+      std::any_of(runners.begin(), runners.end(),
+                  [](const auto& runner) { return runner == nullptr; })) {
+    return absl::InvalidArgumentError("need at least one non-null runner");
+  }
+  return absl::OkStatus();
+}
+
+void FinishDropped(DroppedList& dropped) {
+  for (RequestQueue::Dropped& d : dropped) d.task->done(std::move(d.status));
+}
+
+// Segments whose input shape differs from the batch's first one cannot be
+// stacked (possible only when BatcherOptions::input_shape is empty); they
+// fail alone instead of failing the batch.
+void RejectMismatchedShapes(Entries& batch) {
+  const std::vector<int64_t> shape = batch.front().task->input.shape;
+  auto bad = std::stable_partition(batch.begin(), batch.end(),
+                                   [&shape](const RequestQueue::Entry& e) {
+                                     return HasShape(e.task->input, shape);
+                                   });
+  for (auto it = bad; it != batch.end(); ++it) {
+    it->task->done(absl::InvalidArgumentError(
+        absl::StrCat("segment shape ", it->task->input.ShapeString(),
+                     " differs from its batch's")));
+  }
+  batch.erase(bad, batch.end());
+}
+
+void NameThisThread(const std::string& name, int instance) {
+  const std::string full = absl::StrCat(name, "/", instance);
+  pthread_setname_np(pthread_self(), full.substr(0, 15).c_str());
+}
+
+class DynamicBatcherImpl final : public DynamicBatcher {
+ public:
+  DynamicBatcherImpl(BatcherOptions options,
+                     std::vector<std::unique_ptr<BatchRunner>> runners)
+      : options_(std::move(options)), runners_(std::move(runners)) {}
+  ~DynamicBatcherImpl() override { Stop(); }
+
+  void Start() ABSL_LOCKS_EXCLUDED(join_mu_);
+
+  absl::Status Enqueue(std::unique_ptr<SegmentTask> task) override
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void Stop() override ABSL_LOCKS_EXCLUDED(join_mu_, mu_);
+  int64_t queue_depth() const override ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  // What a worker does next: drop `dropped`, run `batch` (either may be
+  // empty), and return if `exit`.
+  struct Work {
+    Entries batch;
+    DroppedList dropped;
+    bool exit = false;
+  };
+
+  void WorkerLoop(int instance) ABSL_LOCKS_EXCLUDED(mu_);
+  Work NextWork() ABSL_LOCKS_EXCLUDED(mu_);
+  void WaitForWork(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // 0 while the queue should keep waiting.
+  int ReadyBatchSize(absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RunBatch(int instance, Entries batch) ABSL_LOCKS_EXCLUDED(mu_);
+  void Deliver(Entries& batch,
+               absl::StatusOr<std::vector<std::vector<Tensor>>> rows,
+               const BatchStats& stats);
+  absl::Status CheckTask(const SegmentTask* task) const;
+
+  const BatcherOptions options_;
+  const std::vector<std::unique_ptr<BatchRunner>> runners_;
+
+  // Serializes Start and Stop; held while joining, never by workers.
+  absl::Mutex join_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  std::vector<std::thread> threads_ ABSL_GUARDED_BY(join_mu_);
+
+  mutable absl::Mutex mu_;
+  // Signalled when segments arrive, when a worker leaves work behind, and
+  // on Stop.
+  absl::CondVar work_cv_;
+  RequestQueue queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+void DynamicBatcherImpl::Start() {
+  absl::MutexLock lock(&join_mu_);
+  for (int i = 0; i < static_cast<int>(runners_.size()); ++i) {
+    threads_.emplace_back([this, i] { WorkerLoop(i); });
+  }
+}
+
+absl::Status DynamicBatcherImpl::CheckTask(const SegmentTask* task) const {
+  if (task == nullptr || task->request == nullptr || !task->done) {
+    return absl::InvalidArgumentError("task needs a request and a callback");
+  }
+  if (!options_.input_shape.empty() &&
+      !HasShape(task->input, options_.input_shape)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(options_.name, " takes segments of shape ",
+                     Tensor{options_.input_shape, {}}.ShapeString(), ", got ",
+                     task->input.ShapeString(), " with ",
+                     task->input.data.size(), " values"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DynamicBatcherImpl::Enqueue(std::unique_ptr<SegmentTask> task) {
+  RETURN_IF_ERROR(CheckTask(task.get()));
+  absl::MutexLock lock(&mu_);
+  if (stopping_) {
+    return absl::UnavailableError(absl::StrCat(options_.name, " is stopping"));
+  }
+  if (queue_.size() >= options_.max_queue_size) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        options_.name, " queue is full (", options_.max_queue_size, ")"));
+  }
+  queue_.Push(std::move(task), absl::Now());
+  work_cv_.Signal();
+  return absl::OkStatus();
+}
+
+void DynamicBatcherImpl::Stop() {
+  absl::MutexLock join_lock(&join_mu_);
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    work_cv_.SignalAll();
+  }
+  for (std::thread& thread : threads_) thread.join();
+  threads_.clear();
+}
+
+int64_t DynamicBatcherImpl::queue_depth() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return queue_.size();
+}
+
+void DynamicBatcherImpl::WorkerLoop(int instance) {
+  NameThisThread(options_.name, instance);
+  while (true) {
+    Work work = NextWork();
+    FinishDropped(work.dropped);
+    if (!work.batch.empty()) RunBatch(instance, std::move(work.batch));
+    if (work.exit) return;
+  }
+}
+
+DynamicBatcherImpl::Work DynamicBatcherImpl::NextWork() {
+  Work work;
+  absl::MutexLock lock(&mu_);
+  while (true) {
+    const absl::Time now = absl::Now();
+    queue_.RemoveDead(now, &work.dropped);
+    if (const int size = ReadyBatchSize(now); size > 0) {
+      work.batch = queue_.PopBatch(size);
+      if (!queue_.empty()) work_cv_.Signal();
+      return work;
+    }
+    if (queue_.empty() && stopping_) {
+      work.exit = true;
+      return work;
+    }
+    if (!work.dropped.empty()) return work;
+    WaitForWork(now);
+  }
+}
+
+void DynamicBatcherImpl::WaitForWork(absl::Time now) {
+  if (queue_.empty()) {
+    work_cv_.Wait(&mu_);
+    return;
+  }
+  const absl::Time wake =
+      std::min({queue_.OldestEnqueueTime() + options_.max_queue_delay,
+                queue_.EarliestDeadline(), now + kMaxIdleWait});
+  work_cv_.WaitWithDeadline(&mu_, wake);
+}
+
+int DynamicBatcherImpl::ReadyBatchSize(absl::Time now) const {
+  const int64_t waiting = queue_.size();
+  if (waiting == 0) return 0;
+  if (stopping_ || waiting >= options_.max_batch_size) {
+    return static_cast<int>(
+        std::min<int64_t>(waiting, options_.max_batch_size));
+  }
+  const std::vector<int>& preferred = options_.preferred_batch_sizes;
+  for (auto it = preferred.rbegin(); it != preferred.rend(); ++it) {
+    if (*it <= waiting) return *it;
+  }
+  if (now - queue_.OldestEnqueueTime() >= options_.max_queue_delay) {
+    return static_cast<int>(waiting);
+  }
+  return 0;
+}
+
+void DynamicBatcherImpl::RunBatch(int instance, Entries batch) {
+  const absl::Time start = absl::Now();
+  RejectMismatchedShapes(batch);
+  std::vector<const Tensor*> inputs;
+  inputs.reserve(batch.size());
+  for (const RequestQueue::Entry& entry : batch) {
+    inputs.push_back(&entry.task->input);
+  }
+  const int batch_size = static_cast<int>(batch.size());
+  const Tensor stacked = StackInputs(inputs);
+  const absl::Time run_start = absl::Now();
+  absl::StatusOr<std::vector<Tensor>> outputs =
+      runners_[instance]->Run(stacked);
+
+  BatchStats stats;
+  stats.batch_size = batch_size;
+  stats.instance = instance;
+  stats.compute_time = absl::Now() - run_start;
+  for (const RequestQueue::Entry& entry : batch) {
+    stats.queue_times.push_back(start - entry.enqueue_time);
+  }
+  if (options_.on_batch) options_.on_batch(stats);
+  Deliver(batch,
+          outputs.ok() ? SplitOutputs(*outputs, batch_size) : outputs.status(),
+          stats);
+}
+
+void DynamicBatcherImpl::Deliver(
+    Entries& batch, absl::StatusOr<std::vector<std::vector<Tensor>>> rows,
+    const BatchStats& stats) {
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (!rows.ok()) {
+      batch[i].task->done(rows.status());
+      continue;
+    }
+    SegmentResult result;
+    result.outputs = std::move((*rows)[i]);
+    result.queue_time = stats.queue_times[i];
+    result.compute_time = stats.compute_time;
+    result.batch_size = stats.batch_size;
+    batch[i].task->done(std::move(result));
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<DynamicBatcher>> DynamicBatcher::Create(
+    BatcherOptions options, std::vector<std::unique_ptr<BatchRunner>> runners) {
+  RETURN_IF_ERROR(ValidateOptions(options, runners));
+  auto batcher = std::make_unique<DynamicBatcherImpl>(std::move(options),
+                                                      std::move(runners));
+  batcher->Start();
+  return batcher;
+}
+
+}  // namespace audiotag

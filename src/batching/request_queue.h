@@ -1,0 +1,91 @@
+#ifndef AUDIOTAG_SRC_BATCHING_REQUEST_QUEUE_H_
+#define AUDIOTAG_SRC_BATCHING_REQUEST_QUEUE_H_
+
+// The waiting room of the dynamic batcher: segments grouped by priority class
+// and, within a class, by request. PopBatch takes interactive segments before
+// bulk ones and, within a class, one segment per request in turn
+// (round-robin), so a request with thousands of queued segments cannot starve
+// a short request queued after it. The turn order persists across batches.
+//
+// Requests are keyed by RequestControl::id(), which must be unique among the
+// requests in flight; the first segment's control block stands for its
+// request while the request has segments queued.
+//
+// Thread-safety: not thread-safe; the owner (DynamicBatcher) guards it with
+// its mutex. Ownership: the queue owns the tasks it holds and hands them back
+// by value from PopBatch and RemoveDead. It never calls a task's `done`.
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "src/batching/task.h"
+
+namespace audiotag {
+
+class RequestQueue {
+ public:
+  // A waiting segment and when it was queued.
+  struct Entry {
+    std::unique_ptr<SegmentTask> task;
+    absl::Time enqueue_time;
+  };
+  // A segment removed without running, and why (CANCELLED or
+  // DEADLINE_EXCEEDED).
+  struct Dropped {
+    std::unique_ptr<SegmentTask> task;
+    absl::Status status;
+  };
+
+  // `task` and `task->request` must not be null.
+  void Push(std::unique_ptr<SegmentTask> task, absl::Time enqueue_time);
+
+  // Segments waiting, over both classes.
+  int64_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+
+  // When the oldest waiting segment was queued; InfiniteFuture() if empty.
+  absl::Time OldestEnqueueTime() const;
+  // The earliest deadline of a request with waiting segments;
+  // InfiniteFuture() if none.
+  absl::Time EarliestDeadline() const;
+
+  // Removes every segment of a request that is cancelled or past its
+  // deadline at `now`, appending them to `dropped`.
+  void RemoveDead(absl::Time now, std::vector<Dropped>* dropped);
+
+  // Removes and returns up to `max_size` segments: interactive first, then
+  // bulk, round-robin over requests within each class.
+  std::vector<Entry> PopBatch(int max_size);
+
+ private:
+  struct PerRequest {
+    std::shared_ptr<RequestControl> control;
+    std::deque<Entry> segments;
+  };
+  // One priority class: its requests and whose turn is next. Each id with
+  // queued segments appears once in `turns`.
+  struct ClassQueue {
+    std::unordered_map<uint64_t, PerRequest> requests;
+    std::deque<uint64_t> turns;
+  };
+
+  static constexpr int kNumClasses = 2;
+
+  // Both return how many segments they removed.
+  static int64_t PopFrom(ClassQueue& queue, int max_size,
+                         std::vector<Entry>* batch);
+  static int64_t RemoveDeadFrom(ClassQueue& queue, absl::Time now,
+                                std::vector<Dropped>* dropped);
+
+  ClassQueue classes_[kNumClasses];  // indexed by Priority
+  int64_t size_ = 0;
+};
+
+}  // namespace audiotag
+
+#endif  // AUDIOTAG_SRC_BATCHING_REQUEST_QUEUE_H_
