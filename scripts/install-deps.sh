@@ -19,6 +19,7 @@ TEST_PACKAGES=(
   ffmpeg sox procps
   python3 python3-torch python3-torchaudio python3-numpy
   fluidsynth fluid-soundfont-gm musescore-general-soundfont timgm6mb-soundfont
+  yamllint python3-yaml
 )
 RUNTIME_PACKAGES=(
   libgrpc++1.51 libprotobuf32 libtorch1.13 libopenblas0-pthread
