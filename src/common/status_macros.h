@@ -11,10 +11,9 @@
 #define AUDIOTAG_STATUS_CONCAT_(a, b) AUDIOTAG_STATUS_CONCAT_INNER_(a, b)
 
 // Returns the status of `expr` from the enclosing function if it is not OK.
-#define RETURN_IF_ERROR(expr)                         \
-  do {                                                \
-    if (absl::Status status_ = (expr); !status_.ok()) \
-      return status_;                                 \
+#define RETURN_IF_ERROR(expr)                                         \
+  do {                                                                \
+    if (absl::Status status_ = (expr); !status_.ok()) return status_; \
   } while (false)
 
 // `ASSIGN_OR_RETURN(auto x, MakeX());` declares x from an OK StatusOr or

@@ -1,0 +1,55 @@
+#ifndef AUDIOTAG_CLIENT_AUDIOTAG_CLIENT_H_
+#define AUDIOTAG_CLIENT_AUDIOTAG_CLIENT_H_
+
+// A thin synchronous client for audiotag.v1.AudioTagger, shared by the CLI's
+// commands. Files larger than one message go through AnalyzeStream.
+//
+// Thread-safety: thread-safe (gRPC stubs are).
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "audiotag/v1/audiotag.grpc.pb.h"
+
+namespace audiotag {
+
+struct ClientOptions {
+  // "host:port", or any gRPC target ("dns:///svc:50051").
+  std::string server = "127.0.0.1:50051";
+  // Uploads larger than this use AnalyzeStream. Default 4 MiB, gRPC's
+  // default message limit, so it works against any server configuration.
+  int64_t max_message_bytes = int64_t{4} << 20;
+  // Size of each AnalyzeStream chunk. Default 1 MiB.
+  int64_t chunk_bytes = int64_t{1} << 20;
+  // Per-call deadline; zero means none.
+  absl::Duration timeout = absl::ZeroDuration();
+};
+
+class AudioTagClient {
+ public:
+  explicit AudioTagClient(ClientOptions options);
+
+  // gRPC errors come back as absl::Status with the same code and message.
+  absl::StatusOr<v1::AnalyzeResponse> Analyze(
+      const std::string& audio, const v1::AnalyzeOptions& options) const;
+  absl::StatusOr<v1::ListModelsResponse> ListModels() const;
+  absl::StatusOr<v1::ModelInfo> GetModel(const std::string& name) const;
+
+ private:
+  absl::StatusOr<v1::AnalyzeResponse> AnalyzeStream(
+      const std::string& audio, const v1::AnalyzeOptions& options) const;
+  void Prepare(grpc::ClientContext* context) const;
+
+  const ClientOptions options_;
+  std::unique_ptr<v1::AudioTagger::Stub> stub_;
+};
+
+// Reads a whole file; NOT_FOUND / INVALID_ARGUMENT with the path.
+absl::StatusOr<std::string> ReadFile(const std::string& path);
+
+}  // namespace audiotag
+
+#endif  // AUDIOTAG_CLIENT_AUDIOTAG_CLIENT_H_

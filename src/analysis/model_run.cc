@@ -1,0 +1,139 @@
+#include "src/analysis/model_run.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "src/common/status_macros.h"
+
+namespace audiotag {
+
+ModelRun::ModelRun(std::shared_ptr<const Model> model,
+                   std::shared_ptr<RequestControl> control, int max_in_flight)
+    : model_(std::move(model)),
+      control_(std::move(control)),
+      max_in_flight_(std::max(1, max_in_flight)),
+      segmenter_(model_->config().segment().window_samples(),
+                 model_->config().segment().hop_samples(),
+                 model_->config().segment().last_segment()) {}
+
+ModelRun::~ModelRun() {
+  mu_.LockWhen(absl::Condition(this, &ModelRun::Drained));
+  mu_.Unlock();
+}
+
+absl::Status ModelRun::Push(absl::Span<const float> samples) {
+  return segmenter_.Push(
+      samples, [this](int64_t index, int64_t start,
+                      absl::Span<const float> segment, int64_t valid) {
+        return EnqueueSegment(index, start, segment, valid);
+      });
+}
+
+absl::Status ModelRun::Finish() {
+  RETURN_IF_ERROR(
+      segmenter_.Finish([this](int64_t index, int64_t start,
+                               absl::Span<const float> segment, int64_t valid) {
+        return EnqueueSegment(index, start, segment, valid);
+      }));
+  RETURN_IF_ERROR(Wait());
+  absl::MutexLock lock(&mu_);
+  if (spans_.empty()) {
+    const v1::ModelConfig& c = model_->config();
+    const double rate = c.input().sample_rate();
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "the audio (%.3f s) is shorter than model '%s''s segment (%.3f s), "
+        "which drops partial segments",
+        segmenter_.samples_seen() / rate, c.name(),
+        c.segment().window_samples() / rate));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ModelRun::Wait() {
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(this, &ModelRun::Drained));
+  return error_;
+}
+
+absl::Status ModelRun::EnqueueSegment(int64_t index, int64_t start,
+                                      absl::Span<const float> samples,
+                                      int64_t valid) {
+  const auto has_room = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return in_flight_ < max_in_flight_ || !error_.ok();
+  };
+  for (;;) {
+    RETURN_IF_ERROR(control_->CheckAlive(absl::Now()));
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(&has_room));
+      if (!error_.ok()) return error_;
+      if (spans_.size() <= static_cast<size_t>(index)) {
+        spans_.resize(index + 1);
+        outputs_.resize(index + 1);
+      }
+      spans_[index] = SegmentSpan{start, valid};
+      ++in_flight_;
+    }
+    auto task = std::make_unique<SegmentTask>();
+    task->request = control_;
+    task->index = index;
+    task->input.shape = {static_cast<int64_t>(samples.size())};
+    task->input.data.assign(samples.begin(), samples.end());
+    task->done = [this, index](absl::StatusOr<SegmentResult> result) {
+      OnDone(index, std::move(result));
+    };
+    absl::Status status = model_->scheduler().Enqueue(std::move(task));
+    if (status.ok()) return status;
+
+    absl::MutexLock lock(&mu_);
+    --in_flight_;
+    // A full queue fails the request only if it has nothing queued to wait
+    // for; otherwise wait for one of its own segments and try again.
+    if (!absl::IsResourceExhausted(status) || in_flight_ == 0) {
+      if (absl::IsResourceExhausted(status)) {
+        status = absl::ResourceExhaustedError(absl::StrCat(
+            "model '", model_->name(), "' is at its queue limit; retry later (",
+            status.message(), ")"));
+      }
+      return status;
+    }
+    const int64_t before = in_flight_;
+    const auto progressed = [this, before]()
+                                ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                                  return in_flight_ < before || !error_.ok();
+                                };
+    mu_.AwaitWithDeadline(absl::Condition(&progressed), control_->deadline());
+  }
+}
+
+void ModelRun::OnDone(int64_t index, absl::StatusOr<SegmentResult> result) {
+  absl::MutexLock lock(&mu_);
+  --in_flight_;
+  if (!result.ok()) {
+    if (error_.ok()) error_ = result.status();
+    control_->Cancel();  // spend no more compute on a failed request
+    return;
+  }
+  outputs_[index] = std::move(result->outputs);
+  max_queue_time_ = std::max(max_queue_time_, result->queue_time);
+  compute_time_ += result->compute_time;
+}
+
+absl::StatusOr<v1::ModelResult> ModelRun::Result(
+    const AggregationOptions& options) const {
+  absl::MutexLock lock(&mu_);
+  return Aggregate(*model_, spans_, outputs_, options);
+}
+
+absl::Duration ModelRun::max_queue_time() const {
+  absl::MutexLock lock(&mu_);
+  return max_queue_time_;
+}
+
+absl::Duration ModelRun::compute_time() const {
+  absl::MutexLock lock(&mu_);
+  return compute_time_;
+}
+
+}  // namespace audiotag
