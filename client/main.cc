@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "client/audiotag_client.h"
+#include "client/commands.h"
 #include "client/output_format.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051",
@@ -125,6 +126,11 @@ int Run(const std::vector<char*>& args) {
   const std::vector<char*> rest(args.begin() + std::min<size_t>(2, args.size()),
                                 args.end());
   if (command == "analyze") return Analyze(client, rest, table);
+  if (command == "bulk" || command == "bench") {
+    const std::vector<std::string> positional(rest.begin(), rest.end());
+    return command == "bulk" ? RunBulkCommand(positional)
+                             : RunBenchCommand(positional);
+  }
   if (command == "models") {
     absl::StatusOr<v1::ListModelsResponse> models = client.ListModels();
     if (!models.ok()) return Fail(models.status(), "models");
@@ -150,6 +156,8 @@ int main(int argc, char** argv) {
       "  analyze FILE...   tags, activations and embeddings for audio files\n"
       "  models            list the server's models\n"
       "  model NAME        describe one model\n"
+      "  bulk              tag and embed a catalog (see --helpfull)\n"
+      "  bench             load-test a server (see --helpfull)\n"
       "Common flags: --server=host:port --format=json|table (see --help)");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   return audiotag::Run(args);
