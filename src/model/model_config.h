@@ -29,6 +29,16 @@ absl::Status NormalizeModelConfig(absl::string_view folder_name,
 // Reads a labels file: one label per line, blank lines at the end ignored.
 absl::StatusOr<std::vector<std::string>> ReadLabels(const std::string& path);
 
+// A parsed InstanceConfig.device.
+struct DeviceSpec {
+  bool cuda = false;
+  int index = -1;  // "cuda:N" -> N; -1 for "cpu" and a bare "cuda"
+};
+
+// Parses "cpu", "cuda" or "cuda:N"; INVALID_ARGUMENT otherwise. Says nothing
+// about whether the device exists (the runner checks that at load).
+absl::StatusOr<DeviceSpec> ParseDevice(absl::string_view device);
+
 }  // namespace audiotag
 
 #endif  // AUDIOTAG_SRC_MODEL_MODEL_CONFIG_H_

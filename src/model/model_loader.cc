@@ -1,0 +1,210 @@
+#include "src/model/model_loader.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <system_error>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "src/batching/dynamic_batcher.h"
+#include "src/common/status_macros.h"
+#include "src/model/model_config.h"
+#include "src/model/torch_runner.h"
+
+namespace audiotag {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kConfigFile[] = "config.pbtxt";
+constexpr char kModelFile[] = "model.pt";
+
+bool IsVersionName(const std::string& name, int64_t* version) {
+  if (name.empty() || !std::all_of(name.begin(), name.end(), [](char c) {
+        return absl::ascii_isdigit(c);
+      })) {
+    return false;
+  }
+  return absl::SimpleAtoi(name, version) && *version > 0;
+}
+
+// "<name>:<size>:<mtime ns>" for a regular file; "<name>:-" when absent.
+std::string FileStamp(const fs::path& path) {
+  std::error_code ec;
+  const auto size = fs::file_size(path, ec);
+  if (ec) return path.filename().string() + ":-";
+  const auto mtime = fs::last_write_time(path, ec);
+  return absl::StrCat(path.filename().string(), ":", size, ":",
+                      mtime.time_since_epoch().count());
+}
+
+absl::StatusOr<int64_t> ChooseVersion(const std::string& folder,
+                                      const v1::ModelConfig& config) {
+  const std::vector<int64_t> versions = ListVersions(folder);
+  const int64_t pinned = config.version_policy().version();
+  if (pinned > 0) {
+    if (std::find(versions.begin(), versions.end(), pinned) == versions.end()) {
+      return absl::NotFoundError(absl::StrCat(
+          folder, ": version_policy.version is ", pinned, " but there is no ",
+          folder, "/", pinned, " folder (versions: ",
+          versions.empty() ? "none" : absl::StrJoin(versions, ", "), ")"));
+    }
+    return pinned;
+  }
+  if (versions.empty()) {
+    return absl::NotFoundError(absl::StrCat(folder,
+                                            ": no version folder (expected ",
+                                            folder, "/1/", kModelFile, ")"));
+  }
+  return versions.back();
+}
+
+// Labels of every output, in config order; empty for unlabelled outputs.
+absl::StatusOr<std::vector<std::vector<std::string>>> LoadLabels(
+    const std::string& folder, const v1::ModelConfig& config) {
+  std::vector<std::vector<std::string>> labels;
+  for (const v1::OutputConfig& output : config.output()) {
+    labels.emplace_back();
+    if (output.labels_file().empty()) continue;
+    const std::string path = folder + "/" + output.labels_file();
+    ASSIGN_OR_RETURN(labels.back(), ReadLabels(path));
+    if (static_cast<int>(labels.back().size()) != output.dim()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": has ", labels.back().size(), " labels but output '",
+          output.name(), "' has dim ", output.dim()));
+    }
+  }
+  return labels;
+}
+
+BatcherOptions MakeBatcherOptions(const v1::ModelConfig& config) {
+  BatcherOptions options;
+  options.name = config.name();
+  options.max_batch_size = config.batching().max_batch_size();
+  options.preferred_batch_sizes.assign(
+      config.batching().preferred_batch_size().begin(),
+      config.batching().preferred_batch_size().end());
+  options.max_queue_delay =
+      absl::Microseconds(config.batching().max_queue_delay_us());
+  options.max_queue_size = config.batching().max_queue_size();
+  options.input_shape = {config.segment().window_samples()};
+  return options;
+}
+
+absl::StatusOr<std::shared_ptr<const Model>> BuildModel(
+    const std::string& folder, const v1::ModelConfig& config, int64_t version) {
+  ASSIGN_OR_RETURN(auto labels, LoadLabels(folder, config));
+  const std::string model_path =
+      absl::StrCat(folder, "/", version, "/", kModelFile);
+  std::vector<std::unique_ptr<BatchRunner>> runners;
+  for (int i = 0; i < config.instances().count(); ++i) {
+    ASSIGN_OR_RETURN(std::unique_ptr<TorchRunner> runner,
+                     TorchRunner::Create(config, model_path));
+    runners.push_back(std::move(runner));
+  }
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<DynamicBatcher> batcher,
+      DynamicBatcher::Create(MakeBatcherOptions(config), std::move(runners)));
+  return std::make_shared<const Model>(config, version, std::move(labels),
+                                       std::move(batcher));
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> ListModelFolders(
+    const std::string& root) {
+  std::error_code ec;
+  if (!fs::exists(root, ec)) {
+    return absl::NotFoundError(
+        absl::StrCat("model repository ", root, " does not exist"));
+  }
+  if (!fs::is_directory(root, ec)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model repository ", root, " is not a directory"));
+  }
+  std::vector<std::string> names;
+  for (const fs::directory_entry& entry : fs::directory_iterator(root, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name[0] == '.') continue;
+    std::error_code dir_ec;
+    if (entry.is_directory(dir_ec)) names.push_back(name);
+  }
+  if (ec) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot list model repository ", root, ": ", ec.message()));
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::vector<int64_t> ListVersions(const std::string& folder) {
+  std::vector<int64_t> versions;
+  std::error_code ec;
+  for (const fs::directory_entry& entry : fs::directory_iterator(folder, ec)) {
+    int64_t version = 0;
+    std::error_code dir_ec;
+    if (entry.is_directory(dir_ec) &&
+        IsVersionName(entry.path().filename().string(), &version)) {
+      versions.push_back(version);
+    }
+  }
+  std::sort(versions.begin(), versions.end());
+  return versions;
+}
+
+std::string FolderFingerprint(const std::string& folder) {
+  std::vector<std::string> stamps;
+  std::error_code ec;
+  for (const fs::directory_entry& entry : fs::directory_iterator(folder, ec)) {
+    std::error_code entry_ec;
+    if (entry.is_regular_file(entry_ec)) stamps.push_back(FileStamp(entry));
+  }
+  for (int64_t version : ListVersions(folder)) {
+    stamps.push_back(absl::StrCat(
+        version, "/",
+        FileStamp(fs::path(folder) / absl::StrCat(version) / kModelFile)));
+  }
+  std::sort(stamps.begin(), stamps.end());
+  return absl::StrJoin(stamps, ";");
+}
+
+LoadResult LoadModelFolder(const std::string& root, const std::string& name) {
+  LoadResult result;
+  const std::string folder = root + "/" + name;
+  absl::StatusOr<v1::ModelConfig> config =
+      ReadModelConfig(folder + "/" + kConfigFile);
+  if (!config.ok()) {
+    result.status = config.status();
+    return result;
+  }
+  result.config = *std::move(config);
+  result.status = NormalizeModelConfig(name, &result.config);
+  if (!result.status.ok()) {
+    result.status = absl::Status(
+        result.status.code(),
+        absl::StrCat(folder, "/", kConfigFile, ": ", result.status.message()));
+    return result;
+  }
+  result.config_valid = true;
+  absl::StatusOr<int64_t> version = ChooseVersion(folder, result.config);
+  if (!version.ok()) {
+    result.status = version.status();
+    return result;
+  }
+  result.version = *version;
+  absl::StatusOr<std::shared_ptr<const Model>> model =
+      BuildModel(folder, result.config, result.version);
+  if (!model.ok()) {
+    result.status = model.status();
+    return result;
+  }
+  result.model = *std::move(model);
+  return result;
+}
+
+}  // namespace audiotag

@@ -1,0 +1,244 @@
+#include "src/model/model_config.h"
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "absl/status/status.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/text_format.h"
+#include "gtest/gtest.h"
+
+namespace audiotag {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+constexpr char kMinimal[] = R"pb(
+  input {
+    sample_rate: 16000
+    waveform {}
+  }
+  segment { window_samples: 16000 }
+  output { name: "tags" kind: TAGS dim: 3 }
+)pb";
+
+v1::ModelConfig Parse(const std::string& text) {
+  absl::StatusOr<v1::ModelConfig> config = ParseModelConfig(text, "c.pbtxt");
+  EXPECT_TRUE(config.ok()) << config.status();
+  return config.value_or(v1::ModelConfig());
+}
+
+// kMinimal with `extra` merged over it (later singular fields overwrite).
+v1::ModelConfig Minimal(const std::string& extra) {
+  v1::ModelConfig config;
+  EXPECT_TRUE(google::protobuf::TextFormat::MergeFromString(
+      std::string(kMinimal) + extra, &config))
+      << extra;
+  return config;
+}
+
+// Normalizes Minimal(extra) as folder "m"; returns the status.
+absl::Status NormalizeWith(const std::string& extra) {
+  v1::ModelConfig config = Minimal(extra);
+  return NormalizeModelConfig("m", &config);
+}
+
+TEST(ParseModelConfig, UnknownFieldIsErrorWithFileLineAndColumn) {
+  absl::StatusOr<v1::ModelConfig> config = ParseModelConfig(
+      "name: \"m\"\ninput {\n  sample_rat: 16000\n}\n", "m/config.pbtxt");
+  ASSERT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(config.status().message(), HasSubstr("m/config.pbtxt:3:"));
+  EXPECT_THAT(config.status().message(), HasSubstr("sample_rat"));
+}
+
+TEST(ParseModelConfig, SyntaxErrorHasFileAndLine) {
+  absl::StatusOr<v1::ModelConfig> config = ParseModelConfig(
+      "name: \"m\"\n\nsegment { window_samples: 1\n", "x.pbtxt");
+  ASSERT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(config.status().message(), HasSubstr("x.pbtxt:4:"));
+}
+
+TEST(ParseModelConfig, WrongTypeHasLine) {
+  absl::StatusOr<v1::ModelConfig> config =
+      ParseModelConfig("name: \"m\"\nwarmup_batches: \"two\"\n", "y.pbtxt");
+  ASSERT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(config.status().message(), HasSubstr("y.pbtxt:2:"));
+}
+
+TEST(ReadModelConfig, MissingFileIsNotFound) {
+  EXPECT_EQ(ReadModelConfig("/nonexistent/config.pbtxt").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST(NormalizeModelConfig, FillsDefaults) {
+  v1::ModelConfig config = Parse(kMinimal);
+  ASSERT_TRUE(NormalizeModelConfig("m", &config).ok());
+  EXPECT_EQ(config.name(), "m");
+  EXPECT_EQ(config.platform(), "torchscript");
+  EXPECT_EQ(config.input().layout(), v1::LAYOUT_BT);
+  EXPECT_EQ(config.input().waveform().gain(), 1.0f);
+  EXPECT_EQ(config.segment().hop_samples(), 16000);
+  EXPECT_EQ(config.batching().max_batch_size(), 8);
+  EXPECT_EQ(config.batching().max_queue_delay_us(), 2000);
+  EXPECT_EQ(config.batching().max_queue_size(), 4096);
+  EXPECT_EQ(config.instances().count(), 1);
+  EXPECT_EQ(config.instances().device(), "cpu");
+  EXPECT_EQ(config.warmup_batches(), 1);
+  EXPECT_EQ(config.output(0).labels_file(), "labels.txt");
+  EXPECT_EQ(config.version_policy().version(), 0);
+}
+
+TEST(NormalizeModelConfig, KeepsExplicitValues) {
+  v1::ModelConfig config = Minimal(R"pb(
+    name: "m"
+    segment { hop_samples: 8000 }
+    batching { max_batch_size: 4 max_queue_delay_us: 0 max_queue_size: 10 }
+    instances { count: 2 device: "cuda:1" }
+    warmup_batches: 0
+  )pb");
+  ASSERT_TRUE(NormalizeModelConfig("m", &config).ok());
+  EXPECT_EQ(config.segment().hop_samples(), 8000);
+  EXPECT_EQ(config.batching().max_batch_size(), 4);
+  EXPECT_EQ(config.batching().max_queue_delay_us(), 0);
+  EXPECT_EQ(config.batching().max_queue_size(), 10);
+  EXPECT_EQ(config.instances().count(), 2);
+  EXPECT_EQ(config.instances().device(), "cuda:1");
+  EXPECT_EQ(config.warmup_batches(), 0);
+}
+
+TEST(NormalizeModelConfig, EmbeddingHasNoDefaultLabels) {
+  v1::ModelConfig config = Parse(std::string(kMinimal) +
+                                 "output { name: \"e\" kind: EMBEDDING "
+                                 "dim: 4 }");
+  ASSERT_TRUE(NormalizeModelConfig("m", &config).ok());
+  EXPECT_EQ(config.output(1).labels_file(), "");
+}
+
+TEST(NormalizeModelConfig, LogMelDefaults) {
+  v1::ModelConfig config = Parse(R"pb(
+    input {
+      sample_rate: 16000
+      log_mel { n_fft: 512 hop_length: 160 n_mels: 64 log_offset: 0.01 }
+    }
+    segment { window_samples: 16000 }
+    output { name: "e" kind: EMBEDDING dim: 4 }
+  )pb");
+  ASSERT_TRUE(NormalizeModelConfig("m", &config).ok())
+      << NormalizeModelConfig("m", &config);
+  EXPECT_EQ(config.input().log_mel().win_length(), 512);
+  EXPECT_EQ(config.input().log_mel().f_max(), 8000.0f);
+  EXPECT_EQ(config.input().log_mel().power(), 2.0f);
+  EXPECT_EQ(config.input().log_mel().norm_std(), 1.0f);
+  EXPECT_EQ(config.input().layout(), v1::LAYOUT_BTF);
+}
+
+struct InvalidCase {
+  std::string extra;  // appended to kMinimal
+  std::string field;  // expected in the message
+};
+
+class NormalizeInvalid : public ::testing::TestWithParam<InvalidCase> {};
+
+TEST_P(NormalizeInvalid, NamesTheField) {
+  absl::Status status = NormalizeWith(GetParam().extra);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_THAT(status.message(), HasSubstr(GetParam().field));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EachField, NormalizeInvalid,
+    ::testing::Values(
+        InvalidCase{"name: \"other\"", "name"},
+        InvalidCase{"platform: \"onnx\"", "platform"},
+        InvalidCase{"input { sample_rate: 0 }", "input.sample_rate"},
+        InvalidCase{"input { sample_rate: 400000 }", "input.sample_rate"},
+        InvalidCase{"input { layout: LAYOUT_BTF }", "input.layout"},
+        InvalidCase{"input { log_mel { n_fft: 0 hop_length: 1 n_mels: 1 } }",
+                    "input.log_mel.n_fft"},
+        InvalidCase{"segment { window_samples: 0 }", "segment.window_samples"},
+        InvalidCase{"segment { hop_samples: -1 }", "segment.hop_samples"},
+        InvalidCase{"output { name: \"tags\" kind: TAGS dim: 3 }",
+                    "output[1].name"},
+        InvalidCase{"output { kind: TAGS dim: 3 }", "output[1].name"},
+        InvalidCase{"output { name: \"o\" dim: 3 }", "output[1].kind"},
+        InvalidCase{"output { name: \"o\" kind: EMBEDDING }", "output[1].dim"},
+        InvalidCase{"output { name: \"o\" kind: TAGS dim: 2 "
+                    "labels_file: \"../x\" }",
+                    "output[1].labels_file"},
+        InvalidCase{"batching { max_batch_size: -1 }",
+                    "batching.max_batch_size"},
+        InvalidCase{"batching { preferred_batch_size: [4, 2] }",
+                    "batching.preferred_batch_size"},
+        InvalidCase{"batching { preferred_batch_size: 9 }",
+                    "batching.preferred_batch_size"},
+        InvalidCase{"batching { max_queue_delay_us: -5 }",
+                    "batching.max_queue_delay_us"},
+        InvalidCase{"batching { max_queue_size: -1 }",
+                    "batching.max_queue_size"},
+        InvalidCase{"instances { count: -1 }", "instances.count"},
+        InvalidCase{"instances { device: \"gpu\" }", "instances.device"},
+        InvalidCase{"instances { device: \"cuda:x\" }", "instances.device"},
+        InvalidCase{"instances { intra_op_threads: -2 }",
+                    "instances.intra_op_threads"},
+        InvalidCase{"version_policy { version: -1 }", "version_policy.version"},
+        InvalidCase{"warmup_batches: -1", "warmup_batches"}));
+
+TEST(NormalizeModelConfig, NeedsFrontEnd) {
+  v1::ModelConfig config = Parse(R"pb(
+    input { sample_rate: 16000 }
+    segment { window_samples: 10 }
+    output { name: "e" kind: EMBEDDING dim: 4 }
+  )pb");
+  absl::Status status = NormalizeModelConfig("m", &config);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("front-end"));
+}
+
+TEST(NormalizeModelConfig, NeedsAnOutput) {
+  v1::ModelConfig config = Parse(R"pb(
+    input {
+      sample_rate: 16000
+      waveform {}
+    }
+    segment { window_samples: 10 }
+  )pb");
+  absl::Status status = NormalizeModelConfig("m", &config);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("output"));
+}
+
+TEST(ParseDevice, AcceptsCpuCudaAndIndex) {
+  EXPECT_FALSE(ParseDevice("cpu")->cuda);
+  EXPECT_TRUE(ParseDevice("cuda")->cuda);
+  EXPECT_EQ(ParseDevice("cuda")->index, -1);
+  EXPECT_EQ(ParseDevice("cuda:2")->index, 2);
+  EXPECT_FALSE(ParseDevice("cuda:").ok());
+  EXPECT_FALSE(ParseDevice("cuda:-1").ok());
+  EXPECT_FALSE(ParseDevice("CPU").ok());
+}
+
+TEST(ReadLabels, IgnoresTrailingBlankLinesAndCarriageReturns) {
+  const std::string path = ::testing::TempDir() + "/labels_ok.txt";
+  std::ofstream(path) << "rock\r\njazz\nhip hop\n\n\n";
+  absl::StatusOr<std::vector<std::string>> labels = ReadLabels(path);
+  ASSERT_TRUE(labels.ok()) << labels.status();
+  EXPECT_THAT(*labels, ElementsAre("rock", "jazz", "hip hop"));
+}
+
+TEST(ReadLabels, BlankLineInTheMiddleIsAnError) {
+  const std::string path = ::testing::TempDir() + "/labels_gap.txt";
+  std::ofstream(path) << "rock\n\njazz\n";
+  absl::StatusOr<std::vector<std::string>> labels = ReadLabels(path);
+  EXPECT_EQ(labels.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(labels.status().message(), HasSubstr(":2:"));
+}
+
+TEST(ReadLabels, MissingFileIsNotFound) {
+  EXPECT_EQ(ReadLabels("/nonexistent/labels.txt").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace audiotag
