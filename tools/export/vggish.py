@@ -1,0 +1,231 @@
+"""VGGish teacher: network definition, checkpoint loading, audiotag export.
+
+The network is written here from VGGish's published architecture; its state
+dict uses the key names and shapes of torchvggish's converted checkpoint
+(vggish-10086976.pth, a bare state dict):
+
+  features.{0,3,6,8,11,13}.{weight,bias}   3x3 convs 1-64-128-256-256-512-512
+                                            (ReLU after each, 2x2 max-pools
+                                            after convs 1, 2, 4 and 6)
+  embeddings.{0,2,4}.{weight,bias}          fc 12288-4096-4096-128
+
+The flatten before the fc layers is channels-last (B, 6, 4, 512), as in the
+TF original. TF's last fc ("fc2") has no ReLU; torchvggish adds one.
+`--final-relu` chooses; the default follows TF (no ReLU), because the PCA
+parameters and AudioSet's released embeddings come from the TF model.
+
+Post-processing (optional, --pca): vggish_pca_params, i.e.
+pca_eigen_vectors [128,128] and pca_means [128] or [128,1], from
+torchvggish's .pth ("pproc" checkpoint; keys pca_eigen_vectors/pca_means, or
+pca_matrix/pca_means as in torchvggish's Postprocessor state dict) or from
+the TF release's vggish_pca_params.npz. The extra output `embedding_pca` is
+
+  clip((e - means) @ eigen_vectors.T, -2, 2)            --pca-output clipped
+  q = (that + 2) * 255/4; floor (TF: astype(uint8)) or   --pca-output quantized
+      round (torchvggish), as float 0..255               --pca-rounding floor|round
+
+Front-end: audiotag's VGGish log-mel block (docs/front_ends.md), the network
+takes (B, 1, 96, 64) per 0.96 s patch: segment 15600 samples at 16 kHz, hop
+15360, last partial patch dropped.
+"""
+
+import argparse
+import os
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+try:
+    from . import common
+except ImportError:  # run as a script from tools/export
+    import common
+
+EMBEDDING_SIZE = 128
+
+INPUT_BLOCK = """\
+input {
+  sample_rate: 16000
+  log_mel {
+    n_fft: 512
+    win_length: 400
+    hop_length: 160
+    window: WINDOW_HANN_PERIODIC
+    center: false
+    n_mels: 64
+    f_min: 125
+    f_max: 7500
+    mel_scale: MEL_KALDI
+    zero_dc_bin: true
+    power: 1
+    log: LOG_NATURAL
+    log_offset: 0.01
+  }
+  layout: LAYOUT_BCTF
+}"""
+
+SEGMENT_BLOCK = "segment { window_samples: 15600 hop_samples: 15360 last_segment: LAST_SEGMENT_DROP }"
+
+
+def _features() -> nn.Sequential:
+    layers = []
+    c_in = 1
+    for v in (64, "M", 128, "M", 256, 256, "M", 512, 512, "M"):
+        if v == "M":
+            layers.append(nn.MaxPool2d(2, 2))
+        else:
+            layers += [nn.Conv2d(c_in, int(v), 3, padding=1), nn.ReLU()]
+            c_in = int(v)
+    return nn.Sequential(*layers)
+
+
+class VGGish(nn.Module):
+    """VGGish trunk: (B, 1, 96, 64) log-mel patch -> (B, 128) embedding."""
+
+    def __init__(self, final_relu: bool = False):
+        super().__init__()
+        self.features = _features()
+        fc = [nn.Linear(512 * 4 * 6, 4096), nn.ReLU(), nn.Linear(4096, 4096), nn.ReLU(),
+              nn.Linear(4096, EMBEDDING_SIZE)]
+        if final_relu:
+            fc.append(nn.ReLU())
+        self.embeddings = nn.Sequential(*fc)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x)                 # (B, 512, 6, 4)
+        x = x.permute(0, 2, 3, 1).flatten(1)  # channels-last flatten, as TF
+        return self.embeddings(x)
+
+
+class PcaQuantize(nn.Module):
+    """VGGish post-processing: PCA (+whitening), clip, optional 8-bit quantise."""
+
+    def __init__(self, eigen_vectors: torch.Tensor, means: torch.Tensor,
+                 quantize: bool = True, rounding: str = "floor"):
+        super().__init__()
+        self.register_buffer("pca_eigen_vectors", eigen_vectors.float().reshape(EMBEDDING_SIZE, EMBEDDING_SIZE))
+        self.register_buffer("pca_means", means.float().reshape(1, EMBEDDING_SIZE))
+        self.quantize = quantize
+        self.round_half = rounding == "round"
+
+    def forward(self, e: torch.Tensor) -> torch.Tensor:
+        p = torch.matmul(e - self.pca_means, self.pca_eigen_vectors.t())
+        p = torch.clamp(p, -2.0, 2.0)
+        if not self.quantize:
+            return p
+        q = (p + 2.0) * (255.0 / 4.0)
+        if self.round_half:
+            return torch.round(q)
+        return torch.floor(q)
+
+
+class VGGishServed(nn.Module):
+    def __init__(self, net: VGGish, pca: Optional[PcaQuantize]):
+        super().__init__()
+        self.net = net
+        self.has_pca = pca is not None
+        self.pca = pca if pca is not None else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        e = self.net(x)
+        out: Dict[str, torch.Tensor] = {"embedding": e}
+        if self.has_pca:
+            out["embedding_pca"] = self.pca(e)
+        return out
+
+
+def load_pca(path: str) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(eigen_vectors [128,128], means [128]) from a .npz or a .pth."""
+    if path.endswith(".npz"):
+        if not os.path.isfile(path):
+            raise common.ExportError(f"PCA file not found: {path}")
+        with np.load(path) as z:
+            d = {k: torch.from_numpy(np.asarray(z[k], dtype=np.float64)) for k in z.files}
+    else:
+        obj = common.torch_load(path)
+        if not isinstance(obj, dict):
+            raise common.ExportError(f"{path}: expected a dict of PCA tensors")
+        d = {k: torch.as_tensor(np.asarray(v)) if not isinstance(v, torch.Tensor) else v
+             for k, v in obj.items()}
+    ev = d.get("pca_eigen_vectors", d.get("pca_matrix"))
+    mu = d.get("pca_means")
+    extra = sorted(set(d) - {"pca_eigen_vectors", "pca_matrix", "pca_means"})
+    if ev is None or mu is None or extra:
+        raise common.ExportError(
+            f"{path}: expected keys pca_eigen_vectors (or pca_matrix) and pca_means; found {sorted(d)}")
+    if tuple(ev.shape) != (EMBEDDING_SIZE, EMBEDDING_SIZE) or mu.numel() != EMBEDDING_SIZE:
+        raise common.ExportError(f"{path}: bad PCA shapes {tuple(ev.shape)}, {tuple(mu.shape)}")
+    return ev.double(), mu.double().reshape(EMBEDDING_SIZE)
+
+
+def random_checkpoint(path: str, seed: int = 0, pca_path: Optional[str] = None) -> None:
+    """A checkpoint shaped like vggish-10086976.pth (and a PCA .pth like
+    torchvggish's pproc file, or .npz) with random weights."""
+    net = common.randomize_(VGGish(), seed)
+    torch.save(net.state_dict(), path)
+    if pca_path:
+        g = np.random.default_rng(seed + 1)
+        q, _ = np.linalg.qr(g.standard_normal((EMBEDDING_SIZE, EMBEDDING_SIZE)))
+        ev = (q * g.uniform(0.05, 0.3, size=(EMBEDDING_SIZE, 1))).astype(np.float32)
+        mu = (0.2 * g.standard_normal(EMBEDDING_SIZE)).astype(np.float32)
+        if pca_path.endswith(".npz"):
+            np.savez(pca_path, pca_eigen_vectors=ev, pca_means=mu)
+        else:
+            torch.save({"pca_eigen_vectors": torch.from_numpy(ev), "pca_means": torch.from_numpy(mu)}, pca_path)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", help="vggish-10086976.pth (torchvggish state dict)")
+    p.add_argument("--pca", help="vggish_pca_params: torchvggish's pproc .pth or the TF .npz")
+    p.add_argument("--final-relu", action="store_true",
+                   help="ReLU after the last fc, as torchvggish (default: none, as TF)")
+    p.add_argument("--pca-output", choices=("quantized", "clipped"), default="quantized",
+                   help="embedding_pca: 8-bit levels as float 0..255 (default) or the clipped PCA floats")
+    p.add_argument("--pca-rounding", choices=("floor", "round"), default="floor",
+                   help="quantisation: floor = TF's astype(uint8) (default), round = torchvggish")
+    p.add_argument("--random-weights", action="store_true",
+                   help="write random checkpoint(s) to --checkpoint (and --pca) first (tests only)")
+    common.add_serving_arguments(p)
+
+
+def build(args) -> Tuple[VGGishServed, Dict[str, int]]:
+    net = VGGish(final_relu=args.final_relu)
+    common.load_state_dict_strict(net, common.unwrap_state_dict(common.torch_load(args.checkpoint)),
+                                  f"VGGish checkpoint {args.checkpoint}")
+    pca = None
+    dims = {"embedding": EMBEDDING_SIZE}
+    if args.pca:
+        ev, mu = load_pca(args.pca)
+        pca = PcaQuantize(ev, mu, quantize=args.pca_output == "quantized", rounding=args.pca_rounding)
+        dims["embedding_pca"] = EMBEDDING_SIZE
+    return VGGishServed(net, pca).eval(), dims
+
+
+def main(args) -> None:
+    if not args.checkpoint:
+        raise common.ExportError("--checkpoint is required")
+    if args.random_weights:
+        random_checkpoint(args.checkpoint, args.seed, args.pca)
+        common.log(f"wrote random-weight checkpoint {args.checkpoint}" + (f" and {args.pca}" if args.pca else ""))
+    model, dims = build(args)
+    g = torch.Generator().manual_seed(args.seed)
+    checks = [torch.randn(args.check_batch, 1, 96, 64, generator=g) * 2.0 - 3.0,
+              torch.randn(1, 1, 96, 64, generator=g) * 2.0 - 3.0]
+    outputs = [common.output_block("embedding", "EMBEDDING", EMBEDDING_SIZE, source="embedding")]
+    if "embedding_pca" in dims:
+        outputs.append(common.output_block("embedding_pca", "EMBEDDING", EMBEDDING_SIZE, source="embedding_pca"))
+    batching, inst = common.serving_blocks(args)
+    pca_desc = (f", PCA {args.pca_output}" + (f" ({args.pca_rounding})" if args.pca_output == "quantized" else "")
+                if args.pca else "")
+    config = common.config_text(
+        description=f"VGGish 128-d embeddings per 0.96 s patch ({'torchvggish final ReLU' if args.final_relu else 'TF, no final ReLU'}{pca_desc})",
+        header=("Written by tools/export/export.py vggish. Front-end: docs/front_ends.md (VGGish).\n"
+                f"checkpoint: {os.path.basename(args.checkpoint)}" + (f", pca: {os.path.basename(args.pca)}" if args.pca else "")),
+        input_block=INPUT_BLOCK, segment_block=SEGMENT_BLOCK, outputs=outputs,
+        batching=batching, instances=inst, warmup_batches=args.warmup_batches)
+    # Quantised values are integers; a float ulp at a level boundary may move
+    # one level, so allow 1 there and 1e-4 elsewhere.
+    tol = {"embedding": 1e-4, "embedding_pca": 1.0 if args.pca_output == "quantized" else 1e-4}
+    common.export_model_folder(args, eager=model, check_inputs=checks, config=config,
+                               tolerance=tol, expected_dims=dims)
