@@ -13,10 +13,10 @@ BUILD_PACKAGES=(
   libabsl-dev libtorch-dev libopenblas0-pthread
   libavformat-dev libavcodec-dev libswresample-dev libavutil-dev
   prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
-  clang-format
+  libssl-dev clang-format
 )
 TEST_PACKAGES=(
-  ffmpeg sox procps
+  ffmpeg sox procps openssl
   python3 python3-torch python3-torchaudio python3-numpy
   fluidsynth fluid-soundfont-gm musescore-general-soundfont timgm6mb-soundfont
   yamllint python3-yaml
@@ -24,7 +24,7 @@ TEST_PACKAGES=(
 RUNTIME_PACKAGES=(
   libgrpc++1.51 libprotobuf32 libtorch1.13 libopenblas0-pthread
   libavformat59 libavcodec59 libswresample4 libavutil57
-  libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 ca-certificates
+  libprometheus-cpp-core1.0 libssl3 ca-certificates
 )
 
 if [[ "${1:-}" == "--runtime" ]]; then

@@ -17,8 +17,9 @@ absl::Time DeadlineOf(const grpc::CallbackServerContext* context) {
   const auto deadline = context->deadline();
   // gRPC reports "no deadline" as a time far in the future.
   if (deadline >
-      std::chrono::system_clock::now() + std::chrono::hours(24 * 365))
+      std::chrono::system_clock::now() + std::chrono::hours(24 * 365)) {
     return absl::InfiniteFuture();
+  }
   return absl::FromChrono(deadline);
 }
 
@@ -26,6 +27,18 @@ absl::Status UploadTooLarge(int64_t size, int64_t limit) {
   return absl::ResourceExhaustedError(
       absl::StrCat("upload of ", size, " bytes exceeds the server's limit of ",
                    limit, " bytes (--max_upload_bytes)"));
+}
+
+// The request's id: the client's own, else the x-request-id metadata, else
+// one made from the server's counter.
+std::string RequestId(const grpc::CallbackServerContext& context,
+                      const v1::AnalyzeOptions& options, uint64_t id) {
+  if (!options.request_id().empty()) return options.request_id();
+  const auto& metadata = context.client_metadata();
+  if (auto it = metadata.find("x-request-id"); it != metadata.end()) {
+    return std::string(it->second.data(), it->second.size());
+  }
+  return absl::StrCat("at-", id);
 }
 
 }  // namespace
@@ -36,7 +49,9 @@ class AudioTaggerService::AnalyzeReactor final
  public:
   explicit AnalyzeReactor(std::shared_ptr<RequestControl> control)
       : control_(std::move(control)) {}
-  void OnCancel() override { control_->Cancel(); }
+  void OnCancel() override {
+    if (control_) control_->Cancel();
+  }
   void OnDone() override { delete this; }
 
  private:
@@ -51,17 +66,22 @@ class AudioTaggerService::StreamReactor final
                 grpc::CallbackServerContext* context,
                 v1::AnalyzeResponse* response)
       : service_(service), context_(context), response_(response) {
-    if (service_->draining_.load()) {
-      Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                          "server is shutting down; retry on another replica"));
+    if (absl::Status s = service_->Admit(*context, /*analysis=*/true);
+        !s.ok()) {
+      Finish(ToGrpcStatus(s));
       return;
     }
+    admitted_ = true;
     StartRead(&message_);
   }
 
   void OnReadDone(bool ok) override {
     if (!ok) return StartAnalysis();
-    if (absl::Status s = Take(); !s.ok()) return Finish(ToGrpcStatus(s));
+    if (absl::Status s = Take(); !s.ok()) {
+      service_->Release();
+      admitted_ = false;
+      return Finish(ToGrpcStatus(s));
+    }
     StartRead(&message_);
   }
 
@@ -71,7 +91,11 @@ class AudioTaggerService::StreamReactor final
     if (control_) control_->Cancel();
   }
 
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    // A client that went away mid-upload never reached StartAnalysis.
+    if (admitted_ && !analysis_started_) service_->Release();
+    delete this;
+  }
 
  private:
   absl::Status Take() {
@@ -101,14 +125,10 @@ class AudioTaggerService::StreamReactor final
       control_ = control;
       if (cancelled_) control_->Cancel();
     }
-    service_->pool_->Schedule([this, control] {
-      RequestLog log(control->id(), "AnalyzeStream", options_, audio_.size());
-      absl::StatusOr<v1::AnalyzeResponse> result =
-          service_->analyzer_->Analyze(audio_, options_, control);
-      log.Finish(result);
-      if (result.ok()) *response_ = *std::move(result);
-      Finish(ToGrpcStatus(result.status()));
-    });
+    analysis_started_ = true;
+    service_->RunAnalysis(this, "AnalyzeStream", audio_, options_,
+                          RequestId(*context_, options_, control->id()),
+                          control, response_);
   }
 
   AudioTaggerService* const service_;
@@ -117,6 +137,8 @@ class AudioTaggerService::StreamReactor final
   v1::AnalyzeStreamRequest message_;
   v1::AnalyzeOptions options_;
   bool has_options_ = false;
+  bool admitted_ = false;
+  bool analysis_started_ = false;
   std::string audio_;
   absl::Mutex mu_;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
@@ -131,6 +153,29 @@ AudioTaggerService::AudioTaggerService(const ModelRepository* repository,
       pool_(pool),
       options_(std::move(options)) {}
 
+absl::Status AudioTaggerService::Admit(
+    const grpc::CallbackServerContext& context, bool analysis) {
+  if (options_.authenticator != nullptr) {
+    if (absl::Status s = options_.authenticator->Check(context); !s.ok()) {
+      return s;
+    }
+  }
+  if (!analysis) return absl::OkStatus();
+  if (draining_.load()) {
+    return absl::UnavailableError(
+        "server is shutting down; retry on another replica");
+  }
+  const int inflight = inflight_.fetch_add(1) + 1;
+  if (options_.max_inflight_requests > 0 &&
+      inflight > options_.max_inflight_requests) {
+    inflight_.fetch_sub(1);
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "server is at its limit of ", options_.max_inflight_requests,
+        " concurrent analyses (--max_inflight_requests); retry later"));
+  }
+  return absl::OkStatus();
+}
+
 std::shared_ptr<RequestControl> AudioTaggerService::MakeControl(
     grpc::CallbackServerContext* context, const v1::AnalyzeOptions& options) {
   absl::Time deadline = DeadlineOf(context);
@@ -144,33 +189,50 @@ std::shared_ptr<RequestControl> AudioTaggerService::MakeControl(
                                           priority, deadline);
 }
 
+template <typename Reactor>
+void AudioTaggerService::RunAnalysis(Reactor* reactor, absl::string_view method,
+                                     const std::string& audio,
+                                     const v1::AnalyzeOptions& options,
+                                     std::string request_id,
+                                     std::shared_ptr<RequestControl> control,
+                                     v1::AnalyzeResponse* response) {
+  pool_->Schedule([this, reactor, method, &audio, &options,
+                   request_id = std::move(request_id), control, response] {
+    RequestLog log(options_.metrics, control->id(), method, request_id, options,
+                   audio.size());
+    absl::StatusOr<v1::AnalyzeResponse> result =
+        analyzer_->Analyze(audio, options, control);
+    log.Finish(result);
+    if (result.ok()) {
+      *response = *std::move(result);
+      response->set_request_id(request_id);
+    }
+    Release();
+    reactor->Finish(ToGrpcStatus(result.status()));
+  });
+}
+
 grpc::ServerUnaryReactor* AudioTaggerService::Analyze(
     grpc::CallbackServerContext* context, const v1::AnalyzeRequest* request,
     v1::AnalyzeResponse* response) {
+  if (absl::Status s = Admit(*context, /*analysis=*/true); !s.ok()) {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(ToGrpcStatus(s));
+    return reactor;
+  }
   std::shared_ptr<RequestControl> control =
       MakeControl(context, request->options());
   auto* reactor = new AnalyzeReactor(control);
-  if (draining_.load()) {
-    reactor->Finish(
-        grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                     "server is shutting down; retry on another replica"));
-    return reactor;
-  }
   const int64_t size = static_cast<int64_t>(request->audio().size());
   if (size > options_.max_upload_bytes) {
+    Release();
     reactor->Finish(
         ToGrpcStatus(UploadTooLarge(size, options_.max_upload_bytes)));
     return reactor;
   }
-  pool_->Schedule([this, reactor, request, response, control] {
-    RequestLog log(control->id(), "Analyze", request->options(),
-                   request->audio().size());
-    absl::StatusOr<v1::AnalyzeResponse> result =
-        analyzer_->Analyze(request->audio(), request->options(), control);
-    log.Finish(result);
-    if (result.ok()) *response = *std::move(result);
-    reactor->Finish(ToGrpcStatus(result.status()));
-  });
+  RunAnalysis(reactor, "Analyze", request->audio(), request->options(),
+              RequestId(*context, request->options(), control->id()), control,
+              response);
   return reactor;
 }
 
@@ -183,10 +245,14 @@ AudioTaggerService::AnalyzeStream(grpc::CallbackServerContext* context,
 grpc::ServerUnaryReactor* AudioTaggerService::ListModels(
     grpc::CallbackServerContext* context, const v1::ListModelsRequest* request,
     v1::ListModelsResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::Status s = Admit(*context, /*analysis=*/false); !s.ok()) {
+    reactor->Finish(ToGrpcStatus(s));
+    return reactor;
+  }
   for (v1::ModelInfo& info : repository_->List()) {
     *response->add_models() = std::move(info);
   }
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }
@@ -194,9 +260,13 @@ grpc::ServerUnaryReactor* AudioTaggerService::ListModels(
 grpc::ServerUnaryReactor* AudioTaggerService::GetModel(
     grpc::CallbackServerContext* context, const v1::GetModelRequest* request,
     v1::ModelInfo* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::Status s = Admit(*context, /*analysis=*/false); !s.ok()) {
+    reactor->Finish(ToGrpcStatus(s));
+    return reactor;
+  }
   absl::StatusOr<v1::ModelInfo> info = repository_->Describe(request->name());
   if (info.ok()) *response = *std::move(info);
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(info.status()));
   return reactor;
 }

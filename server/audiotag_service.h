@@ -15,8 +15,10 @@
 
 #include "absl/time/time.h"
 #include "audiotag/v1/audiotag.grpc.pb.h"
+#include "server/security.h"
 #include "src/analysis/analyzer.h"
 #include "src/common/thread_pool.h"
+#include "src/metrics/metrics.h"
 #include "src/model/model_repository.h"
 
 namespace audiotag {
@@ -26,6 +28,13 @@ struct ServiceOptions {
   int64_t max_upload_bytes = int64_t{256} << 20;
   // Calls without a deadline, or with a longer one, get this one. Zero: none.
   absl::Duration max_deadline = absl::ZeroDuration();
+  // Analyses accepted at once (running or waiting for a worker); beyond it
+  // new calls get RESOURCE_EXHAUSTED at once. Zero: no limit.
+  int max_inflight_requests = 0;
+  // When set, every AudioTagger call must carry a valid bearer token.
+  const TokenAuthenticator* authenticator = nullptr;
+  // Where calls are counted; may be null.
+  Metrics* metrics = nullptr;
 };
 
 class AudioTaggerService final : public v1::AudioTagger::CallbackService {
@@ -58,6 +67,17 @@ class AudioTaggerService final : public v1::AudioTagger::CallbackService {
 
   std::shared_ptr<RequestControl> MakeControl(
       grpc::CallbackServerContext* context, const v1::AnalyzeOptions& options);
+  // Authentication, draining and the in-flight limit; on OK the caller owns
+  // one in-flight slot and must call Release() when its analysis ends.
+  absl::Status Admit(const grpc::CallbackServerContext& context, bool analysis);
+  void Release() { inflight_.fetch_sub(1); }
+  // Runs one analysis on the pool and finishes `reactor` with its result.
+  template <typename Reactor>
+  void RunAnalysis(Reactor* reactor, absl::string_view method,
+                   const std::string& audio, const v1::AnalyzeOptions& options,
+                   std::string request_id,
+                   std::shared_ptr<RequestControl> control,
+                   v1::AnalyzeResponse* response);
 
   const ModelRepository* const repository_;
   const Analyzer* const analyzer_;
@@ -65,6 +85,7 @@ class AudioTaggerService final : public v1::AudioTagger::CallbackService {
   const ServiceOptions options_;
   std::atomic<bool> draining_{false};
   std::atomic<uint64_t> next_request_id_{1};
+  std::atomic<int> inflight_{0};
 };
 
 }  // namespace audiotag

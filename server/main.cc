@@ -11,16 +11,21 @@
 #include <string>
 #include <thread>
 
+#include "absl/algorithm/container.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "server/audiotag_service.h"
+#include "server/metrics_http_server.h"
 #include "server/request_log.h"
+#include "server/security.h"
 #include "src/analysis/analyzer.h"
 #include "src/common/thread_pool.h"
+#include "src/metrics/metrics.h"
 #include "src/model/model_repository.h"
 
 ABSL_FLAG(std::string, host, "127.0.0.1",
@@ -49,24 +54,62 @@ ABSL_FLAG(double, grace_period_seconds, 30,
           "On SIGTERM, how long in-flight calls may take to finish.");
 ABSL_FLAG(double, max_deadline_seconds, 0,
           "Ceiling on every call's deadline; 0 means none.");
+ABSL_FLAG(int, max_inflight_requests, 512,
+          "Analyses accepted at once; beyond it calls get RESOURCE_EXHAUSTED."
+          " 0: no limit.");
+ABSL_FLAG(int, max_concurrent_streams, 256,
+          "Concurrent calls per client connection (HTTP/2 streams).");
+ABSL_FLAG(std::vector<std::string>, required_models, {},
+          "Models that must be READY before the server reports SERVING "
+          "(comma-separated); default: any one model.");
+ABSL_FLAG(int, metrics_port, 9464,
+          "Port of the Prometheus /metrics endpoint; 0 disables it.");
+ABSL_FLAG(std::string, metrics_host, "",
+          "Address of /metrics; default the same as --host.");
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain: serve TLS.");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert.");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA bundle: require client certificates it signed (mutual TLS).");
+ABSL_FLAG(std::string, auth_token_file, "",
+          "File of bearer tokens, one per line: every AudioTagger call must "
+          "send 'authorization: Bearer <token>'. Health and reflection stay "
+          "open.");
 
 namespace audiotag {
 namespace {
 
 constexpr char kServiceName[] = "audiotag.v1.AudioTagger";
 
-// Reflects each model's state in grpc.health.v1: "" and the service name are
-// SERVING while any model is ready, each model name while that model is.
+// Reflects each model's state in grpc.health.v1 and the metrics: each model
+// name is SERVING while that model is ready; "" and the service name while
+// every required model is ready (or, with none required, any model).
 void SyncHealth(const ModelRepository& repository,
-                grpc::HealthCheckServiceInterface* health, bool draining) {
+                const std::vector<std::string>& required,
+                grpc::HealthCheckServiceInterface* health, Metrics* metrics,
+                bool draining) {
   bool any_ready = false;
+  int required_ready = 0;
   for (const v1::ModelInfo& info : repository.List()) {
-    const bool ready = !draining && info.state() == v1::READY;
+    const bool ready = info.state() == v1::READY;
     any_ready |= ready;
-    health->SetServingStatus(info.name(), ready);
+    if (ready && absl::c_linear_search(required, info.name())) {
+      ++required_ready;
+    }
+    health->SetServingStatus(info.name(), ready && !draining);
+    metrics->SetModelState(info.name(), info.version(), ready);
+    if (ready) {
+      if (auto model = repository.Get(info.name()); model.ok()) {
+        metrics->SetQueueDepth(info.name(),
+                               (*model)->scheduler().queue_depth());
+      }
+    }
   }
-  health->SetServingStatus("", any_ready);
-  health->SetServingStatus(kServiceName, any_ready);
+  const bool serving =
+      !draining &&
+      (required.empty() ? any_ready
+                        : required_ready == static_cast<int>(required.size()));
+  health->SetServingStatus("", serving);
+  health->SetServingStatus(kServiceName, serving);
 }
 
 int Serve() {
@@ -78,11 +121,38 @@ int Serve() {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  Metrics metrics(AUDIOTAG_VERSION);
+  std::unique_ptr<MetricsHttpServer> metrics_server;
+  if (const int port = absl::GetFlag(FLAGS_metrics_port); port > 0) {
+    std::string host = absl::GetFlag(FLAGS_metrics_host);
+    if (host.empty()) host = absl::GetFlag(FLAGS_host);
+    absl::StatusOr<std::unique_ptr<MetricsHttpServer>> started =
+        MetricsHttpServer::Start(host, port,
+                                 [&metrics] { return metrics.RenderText(); });
+    if (!started.ok()) {
+      LogLine("error", absl::StrCat("msg=\"cannot serve metrics\" error=",
+                                    LogQuote(started.status().message())));
+      return 1;
+    }
+    metrics_server = *std::move(started);
+  }
   RepositoryOptions repo_options;
   repo_options.root = absl::GetFlag(FLAGS_model_repository);
   repo_options.poll_interval =
       absl::Seconds(absl::GetFlag(FLAGS_poll_interval_seconds));
   repo_options.default_intra_op_threads = absl::GetFlag(FLAGS_intra_op_threads);
+  repo_options.on_batch = [&metrics](const std::string& model,
+                                     const BatchStats& stats) {
+    metrics.ObserveBatch(model, stats.batch_size,
+                         absl::ToDoubleSeconds(stats.compute_time));
+    if (stats.frontend_time > absl::ZeroDuration()) {
+      metrics.ObserveFrontEnd(model,
+                              absl::ToDoubleSeconds(stats.frontend_time));
+    }
+    for (absl::Duration wait : stats.queue_times) {
+      metrics.ObserveQueue(model, absl::ToDoubleSeconds(wait));
+    }
+  };
   absl::StatusOr<std::unique_ptr<ModelRepository>> repository =
       ModelRepository::Open(repo_options);
   if (!repository.ok()) {
@@ -116,6 +186,31 @@ int Serve() {
   service_options.max_upload_bytes = absl::GetFlag(FLAGS_max_upload_bytes);
   service_options.max_deadline =
       absl::Seconds(absl::GetFlag(FLAGS_max_deadline_seconds));
+  service_options.max_inflight_requests =
+      absl::GetFlag(FLAGS_max_inflight_requests);
+  service_options.metrics = &metrics;
+  std::unique_ptr<TokenAuthenticator> authenticator;
+  if (const std::string file = absl::GetFlag(FLAGS_auth_token_file);
+      !file.empty()) {
+    absl::StatusOr<std::unique_ptr<TokenAuthenticator>> auth =
+        TokenAuthenticator::FromFile(file);
+    if (!auth.ok()) {
+      LogLine("error", absl::StrCat("msg=\"bad --auth_token_file\" error=",
+                                    LogQuote(auth.status().message())));
+      return 1;
+    }
+    authenticator = *std::move(auth);
+    service_options.authenticator = authenticator.get();
+  }
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      MakeServerCredentials({absl::GetFlag(FLAGS_tls_cert),
+                             absl::GetFlag(FLAGS_tls_key),
+                             absl::GetFlag(FLAGS_tls_client_ca)});
+  if (!credentials.ok()) {
+    LogLine("error", absl::StrCat("msg=\"bad TLS flags\" error=",
+                                  LogQuote(credentials.status().message())));
+    return 1;
+  }
   AudioTaggerService service(repository->get(), &analyzer, pool.get(),
                              service_options);
 
@@ -125,8 +220,9 @@ int Serve() {
   const std::string address =
       absl::StrCat(absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_port));
   int bound_port = 0;
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(),
-                           &bound_port);
+  builder.AddListeningPort(address, *credentials, &bound_port);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             absl::GetFlag(FLAGS_max_concurrent_streams));
   builder.SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
   builder.SetMaxSendMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
   builder.RegisterService(&service);
@@ -136,7 +232,9 @@ int Serve() {
     return 1;
   }
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
-  SyncHealth(**repository, health, /*draining=*/false);
+  const std::vector<std::string> required =
+      absl::GetFlag(FLAGS_required_models);
+  SyncHealth(**repository, required, health, &metrics, /*draining=*/false);
   if (const std::string file = absl::GetFlag(FLAGS_port_file); !file.empty()) {
     std::ofstream(file) << bound_port << "\n";
   }
@@ -147,7 +245,8 @@ int Serve() {
   absl::Notification stopping;
   std::thread health_sync([&] {
     while (!stopping.WaitForNotificationWithTimeout(absl::Seconds(1))) {
-      SyncHealth(**repository, health, /*draining=*/false);
+      SyncHealth(**repository, required, health, &metrics,
+                 /*draining=*/false);
     }
   });
 
@@ -157,7 +256,7 @@ int Serve() {
   stopping.Notify();
   health_sync.join();
   service.StartDraining();
-  SyncHealth(**repository, health, /*draining=*/true);
+  SyncHealth(**repository, required, health, &metrics, /*draining=*/true);
   const absl::Duration grace =
       absl::Seconds(absl::GetFlag(FLAGS_grace_period_seconds));
   server->Shutdown(absl::ToChronoTime(absl::Now() + grace));

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "src/common/tensor.h"
 
 namespace audiotag {
@@ -21,6 +22,13 @@ class BatchRunner {
   // model's fault (INTERNAL) or a bad batch (INVALID_ARGUMENT). Called from
   // one thread at a time per runner.
   virtual absl::StatusOr<std::vector<Tensor>> Run(const Tensor& batch) = 0;
+
+  // How much of the last Run went into the front-end (features), for
+  // metrics; zero when the runner does not measure it. Called from the
+  // thread that called Run.
+  virtual absl::Duration last_frontend_time() const {
+    return absl::ZeroDuration();
+  }
 };
 
 }  // namespace audiotag

@@ -259,6 +259,7 @@ void DynamicBatcherImpl::RunBatch(int instance, Entries batch) {
   stats.batch_size = batch_size;
   stats.instance = instance;
   stats.compute_time = absl::Now() - run_start;
+  stats.frontend_time = runners_[instance]->last_frontend_time();
   for (const RequestQueue::Entry& entry : batch) {
     stats.queue_times.push_back(start - entry.enqueue_time);
   }

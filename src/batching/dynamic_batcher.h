@@ -11,6 +11,7 @@
 //
 // Thread-safety: thread-safe.
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,7 +27,8 @@ namespace audiotag {
 struct BatchStats {
   int batch_size = 0;
   int instance = 0;
-  absl::Duration compute_time;
+  absl::Duration compute_time;   // the runner's whole Run
+  absl::Duration frontend_time;  // the front-end's share of it, if measured
   std::vector<absl::Duration> queue_times;  // one per segment in the batch
 };
 

@@ -82,8 +82,17 @@ absl::StatusOr<std::vector<std::vector<std::string>>> LoadLabels(
   return labels;
 }
 
-BatcherOptions MakeBatcherOptions(const v1::ModelConfig& config) {
+using BatchObserver =
+    std::function<void(const std::string&, const BatchStats&)>;
+
+BatcherOptions MakeBatcherOptions(const v1::ModelConfig& config,
+                                  const BatchObserver& on_batch) {
   BatcherOptions options;
+  if (on_batch) {
+    options.on_batch = [name = config.name(), on_batch](const BatchStats& s) {
+      on_batch(name, s);
+    };
+  }
   options.name = config.name();
   options.max_batch_size = config.batching().max_batch_size();
   options.preferred_batch_sizes.assign(
@@ -97,7 +106,8 @@ BatcherOptions MakeBatcherOptions(const v1::ModelConfig& config) {
 }
 
 absl::StatusOr<std::shared_ptr<const Model>> BuildModel(
-    const std::string& folder, const v1::ModelConfig& config, int64_t version) {
+    const std::string& folder, const v1::ModelConfig& config, int64_t version,
+    const BatchObserver& on_batch) {
   ASSIGN_OR_RETURN(auto labels, LoadLabels(folder, config));
   const std::string model_path =
       absl::StrCat(folder, "/", version, "/", kModelFile);
@@ -109,7 +119,8 @@ absl::StatusOr<std::shared_ptr<const Model>> BuildModel(
   }
   ASSIGN_OR_RETURN(
       std::unique_ptr<DynamicBatcher> batcher,
-      DynamicBatcher::Create(MakeBatcherOptions(config), std::move(runners)));
+      DynamicBatcher::Create(MakeBatcherOptions(config, on_batch),
+                             std::move(runners)));
   return std::make_shared<const Model>(config, version, std::move(labels),
                                        std::move(batcher));
 }
@@ -173,7 +184,8 @@ std::string FolderFingerprint(const std::string& folder) {
   return absl::StrJoin(stamps, ";");
 }
 
-LoadResult LoadModelFolder(const std::string& root, const std::string& name) {
+LoadResult LoadModelFolder(const std::string& root, const std::string& name,
+                           const BatchObserver& on_batch) {
   LoadResult result;
   const std::string folder = root + "/" + name;
   absl::StatusOr<v1::ModelConfig> config =
@@ -198,7 +210,7 @@ LoadResult LoadModelFolder(const std::string& root, const std::string& name) {
   }
   result.version = *version;
   absl::StatusOr<std::shared_ptr<const Model>> model =
-      BuildModel(folder, result.config, result.version);
+      BuildModel(folder, result.config, result.version, on_batch);
   if (!model.ok()) {
     result.status = model.status();
     return result;

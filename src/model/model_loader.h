@@ -6,6 +6,7 @@
 // function of the file system and its arguments.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -13,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "audiotag/v1/model_config.pb.h"
+#include "src/batching/dynamic_batcher.h"
 #include "src/model/model.h"
 
 namespace audiotag {
@@ -46,7 +48,11 @@ struct LoadResult {
 // Loads `root`/`name`: config -> normalize -> labels -> version -> one
 // TorchRunner per instance -> DynamicBatcher. Never throws; failures are in
 // LoadResult::status with the file (and line, for config errors) named.
-LoadResult LoadModelFolder(const std::string& root, const std::string& name);
+// `on_batch` (optional) is called after each of the model's batches.
+LoadResult LoadModelFolder(
+    const std::string& root, const std::string& name,
+    const std::function<void(const std::string&, const BatchStats&)>&
+        on_batch = nullptr);
 
 }  // namespace audiotag
 

@@ -254,7 +254,7 @@ void ModelRepositoryImpl::Rescan() {
       ListModelFolders(options_.root);
   if (names.ok()) {
     for (const auto& [name, fingerprint] : Plan(*names)) {
-      Apply(name, fingerprint, LoadModelFolder(options_.root, name));
+      Apply(name, fingerprint, LoadModelFolder(options_.root, name, options_.on_batch));
     }
   }
   ReleaseRetired(/*all=*/false);

@@ -7,6 +7,7 @@
 //
 // Thread-safety: all methods may be called from any thread.
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "audiotag/v1/audiotag.pb.h"
+#include "src/batching/dynamic_batcher.h"
 #include "src/model/model.h"
 
 namespace audiotag {
@@ -27,6 +29,9 @@ struct RepositoryOptions {
   // Intra-op threads for instances whose config leaves it 0; 0 keeps
   // LibTorch's default.
   int default_intra_op_threads = 0;
+  // Called after every batch of every model, from the instance thread that
+  // ran it (metrics). Must be cheap and thread-safe. Optional.
+  std::function<void(const std::string& model, const BatchStats&)> on_batch;
 };
 
 class ModelRepository {

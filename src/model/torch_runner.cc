@@ -4,6 +4,8 @@
 #include <torch/cuda.h>
 #include <torch/script.h>
 
+#include "absl/time/clock.h"
+
 #include <cstring>
 #include <exception>
 #include <filesystem>
@@ -138,6 +140,9 @@ struct TorchRunner::Impl {
   absl::StatusOr<std::vector<Tensor>> Forward(const Tensor& batch);
   absl::StatusOr<std::vector<Tensor>> ForwardUnguarded(const Tensor& batch);
   absl::Status Warmup();
+
+  // Host time of the last front-end call (on CUDA, the time to queue it).
+  absl::Duration last_frontend;
 };
 
 absl::StatusOr<std::vector<Tensor>> TorchRunner::Impl::ForwardUnguarded(
@@ -148,7 +153,9 @@ absl::StatusOr<std::vector<Tensor>> TorchRunner::Impl::ForwardUnguarded(
       torch::from_blob(const_cast<float*>(batch.data.data()), batch.shape,
                        torch::TensorOptions().dtype(torch::kFloat));
   input = device.is_cpu() ? input.clone() : input.to(device);
+  const absl::Time frontend_start = absl::Now();
   at::Tensor features = front_end->Forward(input);
+  last_frontend = absl::Now() - frontend_start;
   const c10::IValue result = module.forward({features});
 
   std::vector<Tensor> outputs;
@@ -246,6 +253,10 @@ TorchRunner::~TorchRunner() = default;
 
 absl::StatusOr<std::vector<Tensor>> TorchRunner::Run(const Tensor& batch) {
   return impl_->Forward(batch);
+}
+
+absl::Duration TorchRunner::last_frontend_time() const {
+  return impl_->last_frontend;
 }
 
 const std::string& TorchRunner::device() const { return impl_->device_name; }

@@ -52,6 +52,8 @@ class TorchRunner : public BatchRunner {
   // does wrong (naming the model and, for shape mismatches, the output).
   absl::StatusOr<std::vector<Tensor>> Run(const Tensor& batch) override;
 
+  absl::Duration last_frontend_time() const override;
+
   // The device the module lives on ("cpu", "cuda:0").
   const std::string& device() const;
   // InstanceConfig.intra_op_threads as configured (0 = process default); see

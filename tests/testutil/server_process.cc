@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <sstream>
@@ -79,6 +80,13 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
   std::vector<std::string> argv = {BinaryPath("audiotag-server"), "--port=0",
                                    "--port_file=" + port_file,
                                    "--model_repository=" + repository};
+  // Tests run in parallel: no fixed metrics port unless a test asks for one.
+  if (std::none_of(extra_flags.begin(), extra_flags.end(),
+                   [](const std::string& f) {
+                     return f.rfind("--metrics_port", 0) == 0;
+                   })) {
+    argv.push_back("--metrics_port=0");
+  }
   argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
   const pid_t pid = Spawn(argv, dir + "/server.out", log);
   if (pid < 0) return absl::InternalError("fork failed");

@@ -1,0 +1,81 @@
+#ifndef AUDIOTAG_SRC_METRICS_METRICS_H_
+#define AUDIOTAG_SRC_METRICS_METRICS_H_
+
+// audiotag's Prometheus metrics (docs/metrics.md lists every one). Families
+// are created once, in the constructor; each model's children are cached on
+// first use, so the hot path is a hash lookup and an atomic add.
+//
+// Thread-safety: thread-safe.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+
+namespace prometheus {
+class Counter;
+class Gauge;
+class Histogram;
+class Registry;
+template <typename T>
+class Family;
+}  // namespace prometheus
+
+namespace audiotag {
+
+class Metrics {
+ public:
+  // `version` is the build's version string for audiotag_build_info.
+  explicit Metrics(absl::string_view version);
+  ~Metrics();
+
+  std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
+
+  // Every metric in Prometheus' text exposition format.
+  std::string RenderText() const;
+
+  // One finished call: counted per model ("" when none was resolved).
+  void RecordRequest(absl::string_view method, absl::string_view model,
+                     absl::StatusCode code, double seconds);
+  void ObserveDecode(double seconds);
+  // Per segment: how long it waited for its batch.
+  void ObserveQueue(absl::string_view model, double seconds);
+  // Per batch: its size, the front-end and the forward time.
+  void ObserveBatch(absl::string_view model, int size, double compute_seconds);
+  void ObserveFrontEnd(absl::string_view model, double seconds);
+  void AddAudioSeconds(absl::string_view model, double seconds);
+  void SetQueueDepth(absl::string_view model, int64_t depth);
+  void SetModelState(absl::string_view model, int64_t version, bool ready);
+
+ private:
+  struct ModelChildren;
+  ModelChildren& Children(absl::string_view model);
+
+  const std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>& requests_;
+  prometheus::Family<prometheus::Histogram>& request_duration_;
+  prometheus::Family<prometheus::Histogram>& decode_duration_;
+  prometheus::Family<prometheus::Histogram>& frontend_duration_;
+  prometheus::Family<prometheus::Histogram>& queue_duration_;
+  prometheus::Family<prometheus::Histogram>& compute_duration_;
+  prometheus::Family<prometheus::Histogram>& batch_size_;
+  prometheus::Family<prometheus::Gauge>& queue_depth_;
+  prometheus::Family<prometheus::Counter>& audio_seconds_;
+  prometheus::Family<prometheus::Gauge>& model_ready_;
+  prometheus::Family<prometheus::Gauge>& model_version_;
+  prometheus::Family<prometheus::Gauge>& build_info_;
+  prometheus::Histogram& decode_;
+
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::unique_ptr<ModelChildren>> children_
+      ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace audiotag
+
+#endif  // AUDIOTAG_SRC_METRICS_METRICS_H_
