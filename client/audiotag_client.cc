@@ -26,6 +26,9 @@ AudioTagClient::AudioTagClient(ClientOptions options)
   // The reply (embeddings per segment of a long file) can be large.
   args.SetMaxReceiveMessageSize(-1);
   args.SetMaxSendMessageSize(-1);
+  if (!options_.load_balancing_policy.empty()) {
+    args.SetLoadBalancingPolicyName(options_.load_balancing_policy);
+  }
   stub_ = v1::AudioTagger::NewStub(grpc::CreateCustomChannel(
       options_.server, grpc::InsecureChannelCredentials(), args));
 }

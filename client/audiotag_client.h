@@ -24,6 +24,10 @@ struct ClientOptions {
   int64_t max_message_bytes = int64_t{4} << 20;
   // Size of each AnalyzeStream chunk. Default 1 MiB.
   int64_t chunk_bytes = int64_t{1} << 20;
+  // gRPC load-balancing policy of the channel, e.g. "round_robin" to spread
+  // calls over every address a "dns:///" target resolves to. Default empty:
+  // gRPC's default (pick_first).
+  std::string load_balancing_policy;
   // Per-call deadline; zero means none.
   absl::Duration timeout = absl::ZeroDuration();
 };

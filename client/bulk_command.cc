@@ -1,12 +1,196 @@
-#include <iostream>
+// audiotag bulk: tags and embeds a whole catalog, resumably. See docs/bulk.md.
+//
+//   audiotag bulk MANIFEST --output=DIR [--server=a:50051,b:50051]
+//   audiotag bulk --input_dir=MUSIC --output=DIR --embeddings=segments
 
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "absl/flags/declare.h"
+#include "absl/flags/flag.h"
+#include "absl/flags/reflection.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "client/bulk/bulk_job.h"
+#include "client/bulk/durable_file.h"
+#include "client/bulk/shard.h"
 #include "client/commands.h"
 
+ABSL_DECLARE_FLAG(std::string, server);
+ABSL_DECLARE_FLAG(std::vector<std::string>, models);
+ABSL_DECLARE_FLAG(int, top_k);
+ABSL_DECLARE_FLAG(double, threshold);
+ABSL_DECLARE_FLAG(std::string, pooling);
+ABSL_DECLARE_FLAG(std::string, priority);
+ABSL_DECLARE_FLAG(double, timeout_seconds);
+ABSL_DECLARE_FLAG(int64_t, max_message_bytes);
+ABSL_DECLARE_FLAG(std::string, request_id);
+// Shared with bench (client/bench_command.cc defines it, default 1).
+ABSL_DECLARE_FLAG(int, concurrency);
+
+ABSL_FLAG(
+    std::string, input_dir, "",
+    "bulk: tag every audio file under this folder instead of a manifest.");
+ABSL_FLAG(std::string, output, "", "bulk: the output folder (required).");
+ABSL_FLAG(std::string, embeddings, "pooled",
+          "bulk: embeddings to store in .npy shards: pooled, segments, none.");
+ABSL_FLAG(int, max_retries, 6,
+          "bulk: retries of UNAVAILABLE, RESOURCE_EXHAUSTED, "
+          "DEADLINE_EXCEEDED per track.");
+ABSL_FLAG(
+    int, retry_base_ms, 200,
+    "bulk: first retry backoff bound in ms; doubles per retry (jittered).");
+ABSL_FLAG(int, shard_index, -1,
+          "bulk: this worker's shard; default $JOB_COMPLETION_INDEX or 0.");
+ABSL_FLAG(int, shard_count, 1, "bulk: number of workers sharing the manifest.");
+ABSL_FLAG(int64_t, embeddings_shard_rows, 4096,
+          "bulk: rows per .npy shard (result lines wait for their shard).");
+ABSL_FLAG(double, flush_seconds, 30,
+          "bulk: write a partial shard and its lines at least this often.");
+ABSL_FLAG(double, progress_seconds, 10,
+          "bulk: progress line period when stderr is not a terminal.");
+
 namespace audiotag {
+namespace {
+
+// Calls in flight when --concurrency is left at bench's default.
+constexpr int kDefaultConcurrency = 16;
+
+int Concurrency() {
+  const absl::CommandLineFlag* flag = absl::FindCommandLineFlag("concurrency");
+  if (flag != nullptr && flag->CurrentValue() == flag->DefaultValue()) {
+    return kDefaultConcurrency;
+  }
+  return absl::GetFlag(FLAGS_concurrency);
+}
+
+int Usage(const std::string& why) {
+  std::cerr << "audiotag bulk: " << why
+            << "\nusage: audiotag bulk MANIFEST --output=DIR [flags]\n"
+               "       audiotag bulk --input_dir=DIR --output=DIR [flags]\n";
+  return 2;
+}
+
+absl::StatusOr<v1::AnalyzeOptions> RequestFromFlags(bulk::EmbeddingMode mode) {
+  v1::AnalyzeOptions request;
+  for (const std::string& m : absl::GetFlag(FLAGS_models))
+    request.add_models(m);
+  request.mutable_outputs()->set_tags(true);
+  request.mutable_outputs()->set_activations(true);
+  request.mutable_outputs()->set_embeddings(mode ==
+                                            bulk::EmbeddingMode::kPooled);
+  request.mutable_outputs()->set_segment_embeddings(
+      mode == bulk::EmbeddingMode::kSegments);
+  request.set_top_k(absl::GetFlag(FLAGS_top_k));
+  request.set_threshold(static_cast<float>(absl::GetFlag(FLAGS_threshold)));
+  const std::string pooling = absl::GetFlag(FLAGS_pooling);
+  if (pooling != "mean" && pooling != "max") {
+    return absl::InvalidArgumentError("--pooling must be mean or max");
+  }
+  request.set_pooling(pooling == "max" ? v1::POOLING_MAX : v1::POOLING_MEAN);
+  const std::string priority = absl::GetFlag(FLAGS_priority);
+  if (priority != "" && priority != "bulk" && priority != "interactive") {
+    return absl::InvalidArgumentError("--priority must be interactive or bulk");
+  }
+  request.set_priority(priority == "interactive" ? v1::PRIORITY_INTERACTIVE
+                                                 : v1::PRIORITY_BULK);
+  request.set_request_id(absl::GetFlag(FLAGS_request_id));
+  return request;
+}
+
+absl::StatusOr<bulk::EmbeddingMode> EmbeddingModeFromFlag() {
+  const std::string mode = absl::GetFlag(FLAGS_embeddings);
+  if (mode == "pooled") return bulk::EmbeddingMode::kPooled;
+  if (mode == "segments") return bulk::EmbeddingMode::kSegments;
+  if (mode == "none") return bulk::EmbeddingMode::kNone;
+  return absl::InvalidArgumentError(
+      "--embeddings must be pooled, segments or none");
+}
+
+absl::StatusOr<std::vector<bulk::Track>> ShardTracks(
+    const std::vector<std::string>& args, int index, int count) {
+  absl::StatusOr<std::vector<bulk::Track>> all =
+      args.empty() ? bulk::ListAudioFiles(absl::GetFlag(FLAGS_input_dir))
+                   : bulk::ReadManifest(args[0]);
+  if (!all.ok() || count == 1) return all;
+  std::vector<bulk::Track> mine;
+  for (bulk::Track& track : *all) {
+    if (bulk::InShard(track.id, index, count)) mine.push_back(std::move(track));
+  }
+  return mine;
+}
+
+bulk::JobOptions JobOptionsFromFlags(bulk::EmbeddingMode mode,
+                                     const std::string& dir) {
+  bulk::JobOptions options;
+  options.sink.dir = dir;
+  options.sink.embeddings = mode;
+  options.sink.shard_rows =
+      std::max<int64_t>(1, absl::GetFlag(FLAGS_embeddings_shard_rows));
+  options.sink.flush_period = absl::Seconds(absl::GetFlag(FLAGS_flush_seconds));
+  options.concurrency = Concurrency();
+  options.retry.max_retries = absl::GetFlag(FLAGS_max_retries);
+  options.retry.base = absl::Milliseconds(absl::GetFlag(FLAGS_retry_base_ms));
+  options.progress_terminal = isatty(STDERR_FILENO) != 0;
+  options.progress_period =
+      absl::Seconds(absl::GetFlag(FLAGS_progress_seconds));
+  return options;
+}
+
+ClientOptions ClientOptionsFromFlags() {
+  ClientOptions client;
+  client.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  client.timeout = absl::Seconds(absl::GetFlag(FLAGS_timeout_seconds));
+  return client;
+}
+
+int Fail(const absl::Status& status) {
+  std::cerr << "audiotag bulk: " << status << "\n";
+  return 1;
+}
+
+}  // namespace
 
 int RunBulkCommand(const std::vector<std::string>& args) {
-  std::cerr << "audiotag bulk: not available in this build yet\n";
-  return 2;
+  const std::string output = absl::GetFlag(FLAGS_output);
+  if (output.empty()) return Usage("--output is required");
+  if (args.size() > 1 || args.empty() == absl::GetFlag(FLAGS_input_dir).empty())
+    return Usage("give either one MANIFEST or --input_dir");
+  const int count = absl::GetFlag(FLAGS_shard_count);
+  absl::StatusOr<int> index =
+      bulk::ResolveShardIndex(absl::GetFlag(FLAGS_shard_index),
+                              std::getenv("JOB_COMPLETION_INDEX"), count);
+  if (!index.ok()) return Usage(std::string(index.status().message()));
+  absl::StatusOr<bulk::EmbeddingMode> mode = EmbeddingModeFromFlag();
+  if (!mode.ok()) return Usage(std::string(mode.status().message()));
+  absl::StatusOr<v1::AnalyzeOptions> request = RequestFromFlags(*mode);
+  if (!request.ok()) return Usage(std::string(request.status().message()));
+  absl::StatusOr<std::vector<bulk::Track>> tracks =
+      ShardTracks(args, *index, count);
+  if (!tracks.ok()) return Fail(tracks.status());
+
+  const std::string dir = count == 1 ? output
+                                     : absl::StrFormat("%s/shard-%05d-of-%05d",
+                                                       output, *index, count);
+  bulk::ServerPool servers(
+      absl::StrSplit(absl::GetFlag(FLAGS_server), ',', absl::SkipEmpty()),
+      ClientOptionsFromFlags());
+  bulk::BulkJob job(JobOptionsFromFlags(*mode, dir), &servers, *request);
+  absl::StatusOr<bulk::JobStats> stats = job.Run(*tracks);
+  if (!stats.ok()) return Fail(stats.status());
+  std::cerr << bulk::SummaryText(*stats);
+  if (absl::Status s = bulk::WriteFileAtomically(
+          dir + "/summary.json",
+          bulk::SummaryJson(*stats, *index, count) + "\n");
+      !s.ok()) {
+    return Fail(s);
+  }
+  return stats->retryable_failures.empty() ? 0 : 3;
 }
 
 }  // namespace audiotag
