@@ -12,6 +12,9 @@
 # tiny mode writes to $WORK/openmic_student unless OUT is set), JOBS (parallel
 # render jobs, default 2), THREADS (torch threads for training, default 2).
 # Existing data files in $WORK are reused; delete them to re-render.
+# CTest runs the smoke test as `default_model_pipeline_tiny` with WORK set to
+# a folder of the build tree (tests/train/CMakeLists.txt); in tiny mode OUT
+# may never be models/openmic_student (the shipped model).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-/usr/bin/python3}
@@ -29,6 +32,11 @@ if [[ $TINY == 1 ]]; then
   # loading the sf3 font takes 5-30 s: the smoke test uses FluidR3_GM only
   FONT2=FluidR3_GM
   PARITY=$WORK/openmic_student_parity.json
+  shipped=$(realpath -m models/openmic_student)
+  if [[ $(realpath -m "$OUT") == "$shipped" ]]; then
+    echo "--tiny must not overwrite the shipped model $shipped: set OUT elsewhere" >&2
+    exit 2
+  fi
 else
   WORK=${WORK:-build-default-model}
   OUT=${OUT:-models/openmic_student}

@@ -35,7 +35,7 @@ CONFIG = """\
 # General MIDI soundfonts (tools/synth, tools/train/build_default_model.sh).
 # mandolin and ukulele have no General MIDI program: they are never trained
 # and always score ~0 (see docs/models.md).
-name: "openmic_student"
+name: "{name}"
 description: "Instrument recognition (20 OpenMIC-2018 classes; mandolin and ukulele unsupported, always ~0), {params} parameter CNN trained on synthesized General MIDI music. 1 s segments, 0.5 s hop."
 platform: "torchscript"
 input {{
@@ -135,6 +135,7 @@ def main():
     params = n_params(model)
     with open(os.path.join(a.out, "config.pbtxt"), "w") as f:
         f.write(CONFIG.format(
+            name=os.path.basename(os.path.normpath(a.out)),
             params=f"{params / 1e6:.2f} M", sr=frontend.SAMPLE_RATE, n_fft=frontend.N_FFT,
             win=frontend.WIN_LENGTH, hop=frontend.HOP_LENGTH, n_mels=frontend.N_MELS,
             f_min=frontend.F_MIN, f_max=frontend.F_MAX, log_offset=frontend.LOG_OFFSET,
@@ -180,8 +181,8 @@ def main():
 
     full = [i for i, (_, p, _) in enumerate(segs) if not p]
     parity = {
-        "model": "openmic_student",
-        "model_file": "models/openmic_student/1/model.pt",
+        "model": os.path.basename(os.path.normpath(a.out)),
+        "model_file": os.path.relpath(path),
         "wav": os.path.basename(wav_path),
         "waveform": PARITY_FORMULA,
         "sample_rate": sr,

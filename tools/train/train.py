@@ -14,6 +14,21 @@ and augments in the feature domain:
 Loss: masked binary cross-entropy (segments where a class only just starts or
 ends are ignored for that class). AdamW, warm-up + cosine learning rate (over steps, or over wall time with
 --time-budget).
+
+Teacher regularisation (Embeddings as Teachers, Ding and Lerch 2023):
+--teacher-embeddings DIR (the output folder of `audiotag bulk
+--embeddings=segments` with a teacher model, over the WAVs that
+build_dataset.py --save-wav wrote for the training sets) and
+--teacher-weight LAMBDA train with
+
+    (1 - lambda) * BCE + lambda * (1 - dCor(student embedding, teacher embedding))
+
+dCor: bias-corrected distance correlation over the batch
+(distance_correlation.py) between the student's 256-d embedding (penultimate
+layer) and the frozen teacher embedding of the same 1 s span, pooled from the
+teacher's segments by overlap (teacher_embeddings.py). Crops mixed with
+another clip, and crops of clips the teacher did not embed, are left out of
+the dCor term.
 """
 import argparse
 import time
@@ -24,6 +39,8 @@ import torch.nn.functional as F
 
 import data
 import frontend
+from distance_correlation import dcor_loss
+from teacher_embeddings import TeacherEmbeddings
 from model import Student, n_params
 
 
@@ -48,13 +65,17 @@ class Sampler:
         c = self.clips[self.rng.choice(len(self.clips), p=self.weights)]
         a, b = int(self.offsets[c]), int(self.offsets[c + 1])
         s = int(self.rng.integers(a, b - self.T + 1))
+        self.last = (int(c), s - a)  # clip, start frame inside the clip
         return self.feats[s:s + self.T].astype(np.float32), self.roll[s:s + self.T]
 
     def batch(self, n):
         xs, ts, ms = [], [], []
+        self.where = []  # per item: (clip, start frame) or None when mixed
         for _ in range(n):
             x, r = self.crop()
+            self.where.append(self.last)
             if self.rng.random() < self.p_mix:
+                self.where[-1] = None
                 x2, r2 = self.crop()
                 # relative gain +-1.5 natural-log units (+-6.5 dB)
                 g = float(self.rng.uniform(-1.5, 1.5)) / frontend.NORM_STD
@@ -94,6 +115,12 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--widths", default="16,32,64,128")
+    ap.add_argument("--teacher-embeddings", default="",
+                    help="output folder of `audiotag bulk --embeddings=segments` with a teacher")
+    ap.add_argument("--teacher-output", default="",
+                    help="<model>__<output> folder to use when the bulk output has several")
+    ap.add_argument("--teacher-weight", type=float, default=0.0,
+                    help="lambda: (1 - lambda) * BCE + lambda * (1 - dCor)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -115,6 +142,36 @@ def main():
         f = min(1.0, (frac - 0.05) / 0.95)
         return a.lr * (0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * f)))
     sampler = Sampler(feats, roll, offsets, rng, a.p_mix)
+    teacher, clip_track = None, []
+    if a.teacher_embeddings:
+        teacher = TeacherEmbeddings(a.teacher_embeddings, a.teacher_output or None)
+        clip_track = [teacher.lookup(m.get("wav")) for m in metas]
+        n_found = sum(t is not None for t in clip_track)
+        print(f"teacher {teacher.name}: {len(teacher.tracks)} tracks, dim {teacher.dim}; "
+              f"{n_found}/{len(metas)} training clips have teacher embeddings, "
+              f"lambda {a.teacher_weight}", flush=True)
+        if n_found == 0:
+            raise SystemExit("no training clip matches a teacher track id: render the "
+                             "training sets with build_dataset.py --save-wav DIR and run "
+                             "audiotag bulk --input_dir=DIR")
+    seg_seconds = frontend.SEGMENT_SAMPLES / frontend.SAMPLE_RATE
+    frame_seconds = frontend.HOP_LENGTH / frontend.SAMPLE_RATE
+
+    def teacher_targets():
+        """(indices into the batch, teacher embeddings [k, dim]) for the crops
+        that have a teacher target."""
+        idx, rows = [], []
+        for i, w in enumerate(sampler.where):
+            if w is None or clip_track[w[0]] is None:
+                continue
+            t0 = w[1] * frame_seconds
+            e = teacher.pooled(clip_track[w[0]], t0, t0 + seg_seconds)
+            if e is not None:
+                idx.append(i)
+                rows.append(e)
+        return idx, (torch.from_numpy(np.stack(rows)) if rows else None)
+    lam = a.teacher_weight if teacher is not None else 0.0
+    run_dcor = None
     model.train()
     t0 = time.time()
     run = 0.0
@@ -129,9 +186,18 @@ def main():
         for g in opt.param_groups:
             g["lr"] = lr
         x, t, m = sampler.batch(a.batch)
-        logits = model(x)["logits"]
+        out = model(x)
+        logits = out["logits"]
         loss = (F.binary_cross_entropy_with_logits(logits, t, reduction="none") * m).sum() \
             / m.sum().clamp(min=1)
+        if lam > 0:
+            idx, target = teacher_targets()
+            loss = (1 - lam) * loss
+            if len(idx) >= 4:  # the bias-corrected dCor needs 4 samples
+                reg = dcor_loss(out["embedding"][idx], target)
+                loss = loss + lam * reg
+                d = 1 - reg.item()
+                run_dcor = d if run_dcor is None else 0.98 * run_dcor + 0.02 * d
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -139,12 +205,18 @@ def main():
         if step % 50 == 0:
             el = time.time() - t0
             eta = (a.time_budget - el if a.time_budget > 0 else el / step * (a.steps - step))
-            print(f"step {step} loss {run:.4f} lr {lr:.2e} {el:.0f}s "
+            dc = f" dcor {run_dcor:.3f}" if run_dcor is not None else ""
+            print(f"step {step} loss {run:.4f}{dc} lr {lr:.2e} {el:.0f}s "
                   f"({step * a.batch / el:.1f} seg/s, eta {eta:.0f}s)", flush=True)
         if step % 500 == 0:
             torch.save({"state": model.state_dict(), "widths": widths, "step": step}, a.out)
     torch.save({"state": model.state_dict(), "widths": widths, "step": step,
-                "train_sets": a.train, "train_seconds": time.time() - t0}, a.out)
+                "train_sets": a.train, "train_seconds": time.time() - t0,
+                "teacher": {"embeddings": a.teacher_embeddings, "name": teacher.name,
+                            "weight": lam, "final_dcor": run_dcor} if teacher else None},
+               a.out)
+    if run_dcor is not None:
+        print(f"final running dCor(student embedding, teacher) {run_dcor:.3f}", flush=True)
     print(f"saved {a.out} after {time.time() - t0:.0f}s", flush=True)
 
 
