@@ -2,13 +2,13 @@
 #   make run    install what is missing, build, serve models/ on 127.0.0.1:50051
 #   make test   install what is missing, build, run every test
 BUILD_DIR ?= build
-BUILD_TYPE ?= RelWithDebInfo
+BUILD_TYPE ?= Release
 JOBS ?= 2
 PORT ?= 50051
 MODELS ?= models
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build run test bench format check-format clean
+.PHONY: all deps configure build server run test bench format check-format clean
 
 all: build
 
@@ -23,7 +23,11 @@ configure: $(BUILD_DIR)/build.ninja
 build: deps configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
-run: build
+# Only the server and the CLI: the first `make run` need not build the tests.
+server: deps configure
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target audiotag-server audiotag
+
+run: server
 	$(BUILD_DIR)/bin/audiotag-server --port=$(PORT) --model_repository=$(MODELS)
 
 test: build
