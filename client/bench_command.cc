@@ -156,6 +156,14 @@ double Rate(double amount, absl::Duration elapsed) {
   return s > 0 ? amount / s : 0;
 }
 
+// Open loop: requests actually started per second of the sending window
+// (a Poisson schedule's count varies around --rate). 0 for a closed loop.
+double OfferedRate(const Run& run) {
+  if (run.load.rate <= 0) return 0;
+  if (run.load.duration <= absl::ZeroDuration()) return run.load.rate;
+  return Rate(run.result.started, run.load.duration);
+}
+
 int64_t OkCount(const LoadResult& r) {
   auto it = r.codes.find(absl::StatusCode::kOk);
   return it == r.codes.end() ? 0 : it->second;
@@ -208,6 +216,7 @@ std::string ToJson(const Run& run) {
   const double elapsed = absl::ToDoubleSeconds(r.elapsed);
   return absl::StrFormat(
       "{\"label\":%s,\"mode\":\"%s\",\"concurrency\":%d,\"rate\":%g,"
+      "\"offered_rate\":%.4f,"
       "\"elapsed_seconds\":%.3f,\"started\":%d,\"ok\":%d,\"codes\":{%s},"
       "\"errors\":{%s},\"requests_per_second\":%.4f,"
       "\"segments_per_second\":%.4f,\"audio_seconds_per_second\":%.4f,"
@@ -217,12 +226,12 @@ std::string ToJson(const Run& run) {
       "\"batch_sizes\":%s,\"batch_sizes_note\":%s}",
       JsonString(absl::GetFlag(FLAGS_label)),
       run.load.rate > 0 ? "open" : "closed", run.load.concurrency,
-      run.load.rate, elapsed, r.started, OkCount(r), absl::StrJoin(codes, ","),
-      absl::StrJoin(errors, ","), Rate(OkCount(r), r.elapsed),
-      Rate(r.segments, r.elapsed), Rate(r.audio_seconds, r.elapsed), r.segments,
-      l.mean, l.p50, l.p90, l.p95, l.p99, l.max, r.server_decode_seconds,
-      r.server_queue_seconds, r.server_compute_seconds, batches,
-      JsonString(run.batches_note));
+      run.load.rate, OfferedRate(run), elapsed, r.started, OkCount(r),
+      absl::StrJoin(codes, ","), absl::StrJoin(errors, ","),
+      Rate(OkCount(r), r.elapsed), Rate(r.segments, r.elapsed),
+      Rate(r.audio_seconds, r.elapsed), r.segments, l.mean, l.p50, l.p90, l.p95,
+      l.p99, l.max, r.server_decode_seconds, r.server_queue_seconds,
+      r.server_compute_seconds, batches, JsonString(run.batches_note));
 }
 
 std::string ToTable(const Run& run) {
@@ -231,8 +240,9 @@ std::string ToTable(const Run& run) {
   std::string out;
   const std::string mode =
       run.load.rate > 0
-          ? absl::StrFormat("open loop, %g requests/s (%s)", run.load.rate,
-                            run.load.poisson ? "poisson" : "fixed")
+          ? absl::StrFormat(
+                "open loop, %g requests/s (%s; %.2f offered)", run.load.rate,
+                run.load.poisson ? "poisson" : "fixed", OfferedRate(run))
           : absl::StrFormat("closed loop, concurrency %d",
                             run.load.concurrency);
   absl::StrAppendFormat(&out, "audiotag bench: %s against %s, %.1f s\n", mode,
