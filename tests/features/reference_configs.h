@@ -111,11 +111,12 @@ inline constexpr char kOpenL3Config[] = R"pb(
     f_max: 24000
     mel_scale: MEL_HTK
     mel_norm: MEL_NORM_SLANEY
-    power: 1
+    power: 2
     log: LOG_DB
-    log_floor: 1e-10
+    log_floor: 1e-20
     db_relative_to_max: true
-    top_db: 80
+    top_db: 160
+    norm_std: 2
   }
   layout: LAYOUT_BCFT
 )pb";

@@ -141,15 +141,17 @@ def passt_like(audio, rate, n_mels, f_max, mean, std):
 
 def openl3_like(audio):
     """kapre 0.1.4 as OpenL3 mel128 uses it, on audio taken to be 48 kHz:
-    Keras 'same' padding (982 zeros each side for n_fft 2048, hop 242),
-    magnitude, HTK mel with area norm, dB, minus the per-item max, floor -80.
+    Keras 'same' padding (982 zeros each side for n_fft 2048, hop 242), the
+    HTK mel bank with area norm on the power STFT, then the square root
+    (power_melgram=1.0), dB, minus the per-item max, floor -80.
     """
     x = torch.nn.functional.pad(torch.from_numpy(audio), (982, 982))
     mel = torchaudio.transforms.MelSpectrogram(
         sample_rate=48000, n_fft=2048, hop_length=242, f_min=0.0,
-        f_max=24000.0, n_mels=128, power=1.0, center=False, norm="slaney",
+        f_max=24000.0, n_mels=128, power=2.0, center=False, norm="slaney",
         mel_scale="htk")
-    db = 10.0 * torch.log10(torch.clamp(mel(x), min=1e-10))
+    magnitude = torch.sqrt(mel(x))
+    db = 10.0 * torch.log10(torch.clamp(magnitude, min=1e-10))
     db = db - db.amax(dim=(1, 2), keepdim=True)
     return torch.clamp(db, min=-80.0).transpose(1, 2)
 
