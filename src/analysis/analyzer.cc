@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "src/analysis/model_run.h"
+#include "src/analysis/run_plan.h"
 #include "src/common/status_macros.h"
 
 namespace audiotag {
@@ -46,6 +47,28 @@ absl::Status FirstError(const std::vector<absl::Status>& errors) {
   return absl::OkStatus();
 }
 
+// One run per planned model, in plan order (sources before stages), each
+// stage wired to its source's run. Only requested models keep their outputs.
+std::vector<std::unique_ptr<ModelRun>> MakeRuns(
+    const RunPlan& plan, const std::shared_ptr<RequestControl>& control,
+    int max_in_flight) {
+  std::vector<std::unique_ptr<ModelRun>> runs;
+  for (size_t i = 0; i < plan.models.size(); ++i) {
+    const bool requested = std::find(plan.results.begin(), plan.results.end(),
+                                     static_cast<int>(i)) != plan.results.end();
+    runs.push_back(std::make_unique<ModelRun>(plan.models[i], control,
+                                              max_in_flight, requested));
+  }
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const auto& source = plan.models[i]->source();
+    if (source == nullptr) continue;
+    const size_t s = std::find(plan.models.begin(), plan.models.end(), source) -
+                     plan.models.begin();
+    runs[s]->AddDependent(runs[i].get());
+  }
+  return runs;
+}
+
 v1::AudioInfo ToProto(const AudioInfo& info) {
   v1::AudioInfo out;
   out.set_container(info.container);
@@ -66,22 +89,24 @@ absl::StatusOr<v1::AnalyzeResponse> Analyzer::Analyze(
   ASSIGN_OR_RETURN(AggregationOptions aggregation,
                    MakeAggregationOptions(options));
   ASSIGN_OR_RETURN(auto models, SelectModels(*repository_, options));
+  const RunPlan plan = PlanRuns(models);
+  std::vector<std::unique_ptr<ModelRun>> runs =
+      MakeRuns(plan, control, options_.max_in_flight_segments);
 
-  // One resampled stream per distinct rate; each feeds the models at it.
+  // One resampled stream per distinct rate; each feeds the audio models at
+  // it (stages get their input from their source's run).
   std::vector<int> rates;
   std::vector<std::vector<ModelRun*>> runs_by_rate;
-  std::vector<std::unique_ptr<ModelRun>> runs;
-  for (const auto& model : models) {
-    runs.push_back(std::make_unique<ModelRun>(model, control,
-                                              options_.max_in_flight_segments));
-    const int rate = model->config().input().sample_rate();
+  for (const auto& run : runs) {
+    if (run->model().is_stage()) continue;
+    const int rate = run->model().config().input().sample_rate();
     auto it = std::find(rates.begin(), rates.end(), rate);
     if (it == rates.end()) {
       rates.push_back(rate);
       runs_by_rate.emplace_back();
       it = rates.end() - 1;
     }
-    runs_by_rate[it - rates.begin()].push_back(runs.back().get());
+    runs_by_rate[it - rates.begin()].push_back(run.get());
   }
 
   std::vector<absl::Status> errors;
@@ -96,8 +121,10 @@ absl::StatusOr<v1::AnalyzeResponse> Analyzer::Analyze(
       DecodeAudio(audio, rates, options_.decoder, sink);
   const absl::Time decoded = absl::Now();
   errors.push_back(info.status());
+  // Audio models first: their Finish waits for the stages downstream.
   for (auto& run : runs) {
-    errors.push_back(info.ok() ? run->Finish() : absl::OkStatus());
+    if (!info.ok()) break;
+    errors.push_back(run->model().is_stage() ? run->Wait() : run->Finish());
   }
   // Runs whose own segments failed recorded it; a decode stopped by that
   // failure must not hide it.
@@ -113,8 +140,10 @@ absl::StatusOr<v1::AnalyzeResponse> Analyzer::Analyze(
   *response.mutable_audio() = ToProto(*info);
   response.set_request_id(options.request_id());
   absl::Duration queue, compute;
+  for (int index : plan.results) {
+    ASSIGN_OR_RETURN(*response.add_results(), runs[index]->Result(aggregation));
+  }
   for (auto& run : runs) {
-    ASSIGN_OR_RETURN(*response.add_results(), run->Result(aggregation));
     queue = std::max(queue, run->max_queue_time());
     compute += run->compute_time();
   }

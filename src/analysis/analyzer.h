@@ -7,6 +7,11 @@
 // they batch with every other request's), waits for their results and
 // aggregates them into the response.
 //
+// Pipelines: the request runs the requested models and, transitively, the
+// sources of the stages among them (run_plan.h), each version once per
+// segment; stages are fed from their source's results (model_run.h). Only
+// requested models appear in the response.
+//
 // Memory stays bounded for long files: each model holds at most
 // `max_in_flight_segments` of a request's segments at a time; the decoder
 // waits for results before it produces more.

@@ -1,5 +1,6 @@
 #include "src/analysis/model_run.h"
 
+#include <atomic>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -9,10 +10,12 @@
 namespace audiotag {
 
 ModelRun::ModelRun(std::shared_ptr<const Model> model,
-                   std::shared_ptr<RequestControl> control, int max_in_flight)
+                   std::shared_ptr<RequestControl> control, int max_in_flight,
+                   bool collect)
     : model_(std::move(model)),
       control_(std::move(control)),
       max_in_flight_(std::max(1, max_in_flight)),
+      collect_(collect),
       segmenter_(model_->config().segment().window_samples(),
                  model_->config().segment().hop_samples(),
                  model_->config().segment().last_segment()) {}
@@ -21,6 +24,8 @@ ModelRun::~ModelRun() {
   mu_.LockWhen(absl::Condition(this, &ModelRun::Drained));
   mu_.Unlock();
 }
+
+void ModelRun::AddDependent(ModelRun* stage) { dependents_.push_back(stage); }
 
 absl::Status ModelRun::Push(absl::Span<const float> samples) {
   return segmenter_.Push(
@@ -75,14 +80,10 @@ absl::Status ModelRun::EnqueueSegment(int64_t index, int64_t start,
       spans_[index] = SegmentSpan{start, valid};
       ++in_flight_;
     }
-    auto task = std::make_unique<SegmentTask>();
-    task->request = control_;
-    task->index = index;
-    task->input.shape = {static_cast<int64_t>(samples.size())};
-    task->input.data.assign(samples.begin(), samples.end());
-    task->done = [this, index](absl::StatusOr<SegmentResult> result) {
-      OnDone(index, std::move(result));
-    };
+    Tensor input;
+    input.shape = {static_cast<int64_t>(samples.size())};
+    input.data.assign(samples.begin(), samples.end());
+    auto task = MakeTask(index, std::move(input), [this] { ReleaseSlot(); });
     absl::Status status = model_->scheduler().Enqueue(std::move(task));
     if (status.ok()) return status;
 
@@ -107,17 +108,97 @@ absl::Status ModelRun::EnqueueSegment(int64_t index, int64_t start,
   }
 }
 
-void ModelRun::OnDone(int64_t index, absl::StatusOr<SegmentResult> result) {
-  absl::MutexLock lock(&mu_);
-  --in_flight_;
-  if (!result.ok()) {
-    if (error_.ok()) error_ = result.status();
-    control_->Cancel();  // spend no more compute on a failed request
+std::unique_ptr<SegmentTask> ModelRun::MakeTask(int64_t index, Tensor input,
+                                                Release release) {
+  auto task = std::make_unique<SegmentTask>();
+  task->request = control_;
+  task->index = index;
+  task->input = std::move(input);
+  task->done = [this, index, release = std::move(release)](
+                   absl::StatusOr<SegmentResult> result) {
+    OnDone(index, release, std::move(result));
+  };
+  return task;
+}
+
+void ModelRun::EnqueueFromSource(int64_t index, SegmentSpan span, Tensor input,
+                                 Release release) {
+  Release own = [this, release = std::move(release)] {
+    ReleaseSlot();
+    release();
+  };
+  bool failed = false;
+  {
+    absl::MutexLock lock(&mu_);
+    ++in_flight_;
+    failed = !error_.ok();
+    if (!failed) {
+      if (spans_.size() <= static_cast<size_t>(index)) {
+        spans_.resize(index + 1);
+        outputs_.resize(index + 1);
+      }
+      spans_[index] = span;
+    }
+  }
+  if (failed) {
+    own();
     return;
   }
-  outputs_[index] = std::move(result->outputs);
-  max_queue_time_ = std::max(max_queue_time_, result->queue_time);
-  compute_time_ += result->compute_time;
+  // On failure the scheduler destroys the task without calling it back.
+  absl::Status status =
+      model_->scheduler().Enqueue(MakeTask(index, std::move(input), own));
+  if (status.ok()) return;
+  {
+    absl::MutexLock lock(&mu_);
+    Fail(absl::Status(status.code(),
+                      absl::StrCat("stage model '", model_->name(),
+                                   "': ", status.message())));
+  }
+  own();
+}
+
+void ModelRun::Fail(const absl::Status& status) {
+  if (error_.ok()) error_ = status;
+  control_->Cancel();  // spend no more compute on a failed request
+}
+
+void ModelRun::ReleaseSlot() {
+  absl::MutexLock lock(&mu_);
+  --in_flight_;
+}
+
+void ModelRun::OnDone(int64_t index, const Release& release,
+                      absl::StatusOr<SegmentResult> result) {
+  SegmentSpan span;
+  std::vector<Tensor> stage_inputs;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!result.ok()) {
+      Fail(result.status());
+    } else {
+      span = spans_[index];
+      for (ModelRun* stage : dependents_) {
+        stage_inputs.push_back(result->outputs[stage->model().source_output()]);
+      }
+      if (collect_) outputs_[index] = std::move(result->outputs);
+      max_queue_time_ = std::max(max_queue_time_, result->queue_time);
+      compute_time_ += result->compute_time;
+    }
+  }
+  if (stage_inputs.empty()) {
+    release();
+    return;
+  }
+  // The segment's slot is freed when the last stage is done with it.
+  auto pending =
+      std::make_shared<std::atomic<int>>(static_cast<int>(stage_inputs.size()));
+  Release countdown = [pending, release] {
+    if (pending->fetch_sub(1, std::memory_order_acq_rel) == 1) release();
+  };
+  for (size_t i = 0; i < dependents_.size(); ++i) {
+    dependents_[i]->EnqueueFromSource(index, span, std::move(stage_inputs[i]),
+                                      countdown);
+  }
 }
 
 absl::StatusOr<v1::ModelResult> ModelRun::Result(

@@ -5,11 +5,21 @@
 // queues each segment on the model's scheduler with at most `max_in_flight`
 // outstanding, and collects the results in segment order.
 //
-// Thread-safety: Push/Finish/Result are called from the request's thread;
-// the scheduler's callbacks arrive on its threads. The destructor waits
-// until every queued segment has called back, so callbacks never outlive it.
+// Pipelines: a run of a stage model (Model::is_stage) has no audio of its
+// own. Its source's run hands it each segment's source output from the
+// source's completion callback (AddDependent); the stage queues it on its own
+// scheduler without blocking, so stage segments batch across requests too. A
+// root segment counts as in flight until every stage downstream of it has
+// finished with it, so `max_in_flight` bounds the whole pipeline.
+//
+// Thread-safety: Push/Finish/Wait/Result are called from the request's
+// thread; the scheduler's callbacks arrive on its threads. The destructor
+// waits until every queued segment has called back, so callbacks never
+// outlive it. A source run must be destroyed after its dependents have
+// drained (the Analyzer waits for every run before destroying any).
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -28,8 +38,11 @@ namespace audiotag {
 
 class ModelRun {
  public:
+  // `collect`: keep each segment's outputs for Result (false for a source
+  // that only feeds stages).
   ModelRun(std::shared_ptr<const Model> model,
-           std::shared_ptr<RequestControl> control, int max_in_flight);
+           std::shared_ptr<RequestControl> control, int max_in_flight,
+           bool collect = true);
   ~ModelRun();
 
   ModelRun(const ModelRun&) = delete;
@@ -37,12 +50,19 @@ class ModelRun {
 
   const Model& model() const { return *model_; }
 
-  // Feeds the next decoded samples at the model's rate. Blocks while
+  // Feeds every segment result of this run to `stage`, a run of a stage
+  // whose source is this run's model. Call before the first Push. `stage`
+  // must outlive this run's callbacks.
+  void AddDependent(ModelRun* stage);
+
+  // Feeds the next decoded samples at the model's rate (audio models only).
+  // Blocks while
   // `max_in_flight` segments are outstanding. Returns the first error of
   // this run (or the request's cancellation).
   absl::Status Push(absl::Span<const float> samples);
 
-  // Ends the stream and waits for every segment's result.
+  // Ends the stream and waits for every segment's result, including the
+  // results of the stages downstream (audio models only).
   absl::Status Finish();
 
   // Waits for the segments queued so far; returns this run's first error.
@@ -57,9 +77,22 @@ class ModelRun {
   absl::Duration compute_time() const;
 
  private:
+  // Called once per segment when this run and every stage downstream are
+  // done with it; frees the segment's in-flight slot up the chain.
+  using Release = std::function<void()>;
+
   absl::Status EnqueueSegment(int64_t index, int64_t start,
                               absl::Span<const float> samples, int64_t valid);
-  void OnDone(int64_t index, absl::StatusOr<SegmentResult> result);
+  // Stage side: queues one source output; never blocks. Errors fail the
+  // request (recorded, and `release` called).
+  void EnqueueFromSource(int64_t index, SegmentSpan span, Tensor input,
+                         Release release);
+  std::unique_ptr<SegmentTask> MakeTask(int64_t index, Tensor input,
+                                        Release release);
+  void OnDone(int64_t index, const Release& release,
+              absl::StatusOr<SegmentResult> result);
+  void Fail(const absl::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ReleaseSlot() ABSL_LOCKS_EXCLUDED(mu_);
   bool Drained() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return in_flight_ == 0;
   }
@@ -67,7 +100,10 @@ class ModelRun {
   const std::shared_ptr<const Model> model_;
   const std::shared_ptr<RequestControl> control_;
   const int max_in_flight_;
+  const bool collect_;
   Segmenter segmenter_;
+  // Set before the first segment; read-only afterwards.
+  std::vector<ModelRun*> dependents_;
 
   mutable absl::Mutex mu_;
   int64_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;

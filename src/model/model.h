@@ -5,6 +5,11 @@
 // scheduler that runs its instances. Immutable once built; shared by
 // shared_ptr, so a request keeps the version it started on alive even while a
 // newer version replaces it in the repository.
+//
+// A pipeline stage (config.input.from_model) also holds the exact version of
+// its source model it was loaded and checked against, so a request that
+// resolves a stage always gets a consistent chain, even while the source is
+// being replaced.
 
 #include <cstdint>
 #include <memory>
@@ -16,15 +21,29 @@
 
 namespace audiotag {
 
+// Where a stage's input comes from: output `output` (an index into the
+// source's config outputs) of `model`. Empty for audio models.
+class Model;
+
+struct ModelSource {
+  std::shared_ptr<const Model> model;
+  int output = -1;
+};
+
 class Model {
  public:
+  // `output_shapes`: per output, the per-segment shape (no batch axis) seen
+  // at warm-up; empty entries when unknown (warm-up disabled).
   Model(v1::ModelConfig config, int64_t version,
         std::vector<std::vector<std::string>> output_labels,
-        std::unique_ptr<Scheduler> scheduler)
+        std::unique_ptr<Scheduler> scheduler, ModelSource source = {},
+        std::vector<std::vector<int64_t>> output_shapes = {})
       : config_(std::move(config)),
         version_(version),
         output_labels_(std::move(output_labels)),
-        scheduler_(std::move(scheduler)) {}
+        scheduler_(std::move(scheduler)),
+        source_(std::move(source)),
+        output_shapes_(std::move(output_shapes)) {}
 
   const std::string& name() const { return config_.name(); }
   // Normalized: every default filled in.
@@ -36,11 +55,30 @@ class Model {
   }
   Scheduler& scheduler() const { return *scheduler_; }
 
+  // True for a pipeline stage (its input is another model's output).
+  bool is_stage() const { return source_.model != nullptr; }
+  // The source version this stage was loaded against; null for audio models.
+  const std::shared_ptr<const Model>& source() const { return source_.model; }
+  // Index of the source output this stage consumes; -1 for audio models.
+  int source_output() const { return source_.output; }
+  // Hops to the root audio model: 0 for an audio model.
+  int depth() const { return is_stage() ? source_.model->depth() + 1 : 0; }
+  // Per-segment shape of output i seen at warm-up; empty when unknown.
+  std::vector<int64_t> output_shape(int output_index) const {
+    if (output_index < 0 ||
+        output_index >= static_cast<int>(output_shapes_.size())) {
+      return {};
+    }
+    return output_shapes_[output_index];
+  }
+
  private:
   const v1::ModelConfig config_;
   const int64_t version_;
   const std::vector<std::vector<std::string>> output_labels_;
   const std::unique_ptr<Scheduler> scheduler_;
+  const ModelSource source_;
+  const std::vector<std::vector<int64_t>> output_shapes_;
 };
 
 }  // namespace audiotag

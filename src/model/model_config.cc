@@ -63,6 +63,39 @@ absl::Status NormalizeLogMel(v1::InputConfig* input) {
   return ResolveLogMelConfig(*input).status();
 }
 
+// A stage's timing and tensor layout are its root model's, so any of them
+// set here would be silently ignored: reject them instead.
+absl::Status NormalizeStageInput(const std::string& name,
+                                 const v1::InputConfig& input) {
+  const v1::ModelInput& from = input.from_model();
+  if (from.model().empty()) {
+    return Invalid("input.from_model.model", "is required");
+  }
+  if (from.model() == name) {
+    return Invalid(
+        "input.from_model.model",
+        absl::StrCat("model '", name, "' cannot take its own output"));
+  }
+  if (from.output().empty()) {
+    return Invalid("input.from_model.output", "is required");
+  }
+  if (from.dim() < 0) {
+    return Invalid("input.from_model.dim",
+                   absl::StrCat("must be >= 0, got ", from.dim()));
+  }
+  if (input.sample_rate() != 0) {
+    return Invalid("input.sample_rate",
+                   "must be left out for a from_model stage (it inherits its "
+                   "root model's rate)");
+  }
+  if (input.layout() != v1::LAYOUT_DEFAULT) {
+    return Invalid("input.layout",
+                   "must be left out for a from_model stage (it gets [B, "
+                   "...source output shape])");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status NormalizeInput(v1::InputConfig* input) {
   if (input->sample_rate() < 1 || input->sample_rate() > kMaxSampleRate) {
     return Invalid("input.sample_rate",
@@ -86,11 +119,13 @@ absl::Status NormalizeInput(v1::InputConfig* input) {
     }
     case v1::InputConfig::kLogMel:
       return NormalizeLogMel(input);
+    case v1::InputConfig::kFromModel:  // handled by NormalizeStageInput
     case v1::InputConfig::FRONT_END_NOT_SET:
       break;
   }
   return Invalid("input",
-                 "needs a front-end: `waveform {}` or `log_mel {...}`");
+                 "needs a front-end: `waveform {}`, `log_mel {...}` or "
+                 "`from_model {...}`");
 }
 
 absl::Status NormalizeSegment(v1::SegmentConfig* segment) {
@@ -240,8 +275,17 @@ absl::Status NormalizeModelConfig(absl::string_view folder_name,
                                             "' is not supported; only "
                                             "'torchscript'"));
   }
-  RETURN_IF_ERROR(NormalizeInput(config->mutable_input()));
-  RETURN_IF_ERROR(NormalizeSegment(config->mutable_segment()));
+  if (IsStage(*config)) {
+    RETURN_IF_ERROR(NormalizeStageInput(config->name(), config->input()));
+    if (config->has_segment()) {
+      return Invalid("segment",
+                     "must be left out for a from_model stage (its segments "
+                     "are its root model's)");
+    }
+  } else {
+    RETURN_IF_ERROR(NormalizeInput(config->mutable_input()));
+    RETURN_IF_ERROR(NormalizeSegment(config->mutable_segment()));
+  }
   RETURN_IF_ERROR(NormalizeOutputs(config));
   RETURN_IF_ERROR(NormalizeBatching(config->mutable_batching()));
   RETURN_IF_ERROR(NormalizeInstances(config->mutable_instances()));
@@ -256,6 +300,15 @@ absl::Status NormalizeModelConfig(absl::string_view folder_name,
                                                   config->warmup_batches()));
   }
   return absl::OkStatus();
+}
+
+bool IsStage(const v1::ModelConfig& config) {
+  return config.input().has_from_model();
+}
+
+void InheritRootTiming(const v1::ModelConfig& source, v1::ModelConfig* stage) {
+  stage->mutable_input()->set_sample_rate(source.input().sample_rate());
+  *stage->mutable_segment() = source.segment();
 }
 
 absl::StatusOr<std::vector<std::string>> ReadLabels(const std::string& path) {

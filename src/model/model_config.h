@@ -26,6 +26,14 @@ absl::StatusOr<v1::ModelConfig> ReadModelConfig(const std::string& path);
 absl::Status NormalizeModelConfig(absl::string_view folder_name,
                                   v1::ModelConfig* config);
 
+// True when `config` is a pipeline stage (input.from_model).
+bool IsStage(const v1::ModelConfig& config);
+
+// Copies the source's sample rate and segment (its own, or inherited from its
+// root when it is a stage itself) into a normalized stage config, so a stage
+// reports and aggregates with its root model's segment timing.
+void InheritRootTiming(const v1::ModelConfig& source, v1::ModelConfig* stage);
+
 // Reads a labels file: one label per line, blank lines at the end ignored.
 absl::StatusOr<std::vector<std::string>> ReadLabels(const std::string& path);
 

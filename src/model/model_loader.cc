@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <system_error>
 #include <utility>
 
@@ -14,6 +15,7 @@
 #include "src/batching/dynamic_batcher.h"
 #include "src/common/status_macros.h"
 #include "src/model/model_config.h"
+#include "src/model/stage_link.h"
 #include "src/model/torch_runner.h"
 
 namespace audiotag {
@@ -82,10 +84,8 @@ absl::StatusOr<std::vector<std::vector<std::string>>> LoadLabels(
   return labels;
 }
 
-using BatchObserver =
-    std::function<void(const std::string&, const BatchStats&)>;
-
 BatcherOptions MakeBatcherOptions(const v1::ModelConfig& config,
+                                  const std::vector<int64_t>& input_shape,
                                   const BatchObserver& on_batch) {
   BatcherOptions options;
   if (on_batch) {
@@ -101,28 +101,61 @@ BatcherOptions MakeBatcherOptions(const v1::ModelConfig& config,
   options.max_queue_delay =
       absl::Microseconds(config.batching().max_queue_delay_us());
   options.max_queue_size = config.batching().max_queue_size();
-  options.input_shape = {config.segment().window_samples()};
+  options.input_shape = input_shape;
   return options;
 }
 
+std::string ModelPath(const std::string& folder, int64_t version) {
+  return absl::StrCat(folder, "/", version, "/", kModelFile);
+}
+
+// `stage` is the linked source for a pipeline stage, empty otherwise.
 absl::StatusOr<std::shared_ptr<const Model>> BuildModel(
     const std::string& folder, const v1::ModelConfig& config, int64_t version,
-    const BatchObserver& on_batch) {
+    StageInput stage, const BatchObserver& on_batch) {
   ASSIGN_OR_RETURN(auto labels, LoadLabels(folder, config));
-  const std::string model_path =
-      absl::StrCat(folder, "/", version, "/", kModelFile);
+  const std::string model_path = ModelPath(folder, version);
+  std::vector<int64_t> input_shape = stage.shape;
+  if (!IsStage(config)) input_shape = {config.segment().window_samples()};
   std::vector<std::unique_ptr<BatchRunner>> runners;
+  std::vector<std::vector<int64_t>> output_shapes;
   for (int i = 0; i < config.instances().count(); ++i) {
     ASSIGN_OR_RETURN(std::unique_ptr<TorchRunner> runner,
-                     TorchRunner::Create(config, model_path));
+                     TorchRunner::Create(config, model_path, input_shape));
+    output_shapes = runner->output_shapes();
     runners.push_back(std::move(runner));
   }
   ASSIGN_OR_RETURN(
       std::unique_ptr<DynamicBatcher> batcher,
-      DynamicBatcher::Create(MakeBatcherOptions(config, on_batch),
+      DynamicBatcher::Create(MakeBatcherOptions(config, input_shape, on_batch),
                              std::move(runners)));
-  return std::make_shared<const Model>(config, version, std::move(labels),
-                                       std::move(batcher));
+  return std::make_shared<const Model>(
+      config, version, std::move(labels), std::move(batcher),
+      std::move(stage.source), std::move(output_shapes));
+}
+
+// For a stage: finds its source and links to it (filling the inherited
+// timing into `result->config`). Sets source_failed on failure.
+absl::StatusOr<StageInput> ResolveStage(const LoadOptions& options,
+                                        const std::string& config_path,
+                                        LoadResult* result) {
+  const std::string& source_name = result->config.input().from_model().model();
+  absl::StatusOr<std::shared_ptr<const Model>> source =
+      options.find_source ? options.find_source(source_name)
+                          : absl::FailedPreconditionError("no source lookup");
+  absl::StatusOr<StageInput> input =
+      source.ok() ? LinkStage(*source, &result->config)
+                  : absl::StatusOr<StageInput>(source.status());
+  if (!input.ok()) {
+    result->source_failed = true;
+    const std::string what = source.ok()
+                                 ? absl::StrCat(config_path, ": ")
+                                 : absl::StrCat("source model '", source_name,
+                                                "' is not available: ");
+    return absl::Status(input.status().code(),
+                        absl::StrCat(what, input.status().message()));
+  }
+  return input;
 }
 
 }  // namespace
@@ -184,8 +217,36 @@ std::string FolderFingerprint(const std::string& folder) {
   return absl::StrJoin(stamps, ";");
 }
 
+std::string StageSourceOf(const std::string& folder) {
+  absl::StatusOr<v1::ModelConfig> config =
+      ReadModelConfig(folder + "/" + kConfigFile);
+  if (!config.ok() || !IsStage(*config)) return "";
+  return config->input().from_model().model();
+}
+
+bool LooksLikeCompleteZip(const std::string& path) {
+  // The record is 22 bytes plus a comment of at most 65535 bytes.
+  constexpr int64_t kRecord = 22;
+  constexpr int64_t kMaxTail = kRecord + 65535;
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) return false;
+  const int64_t size = static_cast<int64_t>(in.tellg());
+  if (size < kRecord) return false;
+  const int64_t tail = std::min(size, kMaxTail);
+  std::string bytes(tail, '\0');
+  in.seekg(size - tail);
+  if (!in.read(bytes.data(), tail)) return false;
+  for (int64_t i = tail - kRecord; i >= 0; --i) {
+    if (bytes.compare(i, 4, "PK\x05\x06") != 0) continue;
+    const uint8_t* p = reinterpret_cast<const uint8_t*>(bytes.data() + i);
+    const int64_t comment = p[20] | (p[21] << 8);
+    if (i + kRecord + comment == tail) return true;
+  }
+  return false;
+}
+
 LoadResult LoadModelFolder(const std::string& root, const std::string& name,
-                           const BatchObserver& on_batch) {
+                           const LoadOptions& options) {
   LoadResult result;
   const std::string folder = root + "/" + name;
   absl::StatusOr<v1::ModelConfig> config =
@@ -203,14 +264,34 @@ LoadResult LoadModelFolder(const std::string& root, const std::string& name,
     return result;
   }
   result.config_valid = true;
+  StageInput stage;
+  if (IsStage(result.config)) {
+    absl::StatusOr<StageInput> linked =
+        ResolveStage(options, folder + "/" + kConfigFile, &result);
+    if (!linked.ok()) {
+      result.status = linked.status();
+      return result;
+    }
+    stage = *std::move(linked);
+  }
   absl::StatusOr<int64_t> version = ChooseVersion(folder, result.config);
   if (!version.ok()) {
     result.status = version.status();
     return result;
   }
   result.version = *version;
+  const std::string model_path = ModelPath(folder, result.version);
+  if (options.defer_incomplete && !LooksLikeCompleteZip(model_path)) {
+    result.incomplete = true;
+    result.status = absl::UnavailableError(
+        absl::StrCat(model_path,
+                     " looks incomplete (no zip end record; still being "
+                     "written?); waiting for it to settle"));
+    return result;
+  }
   absl::StatusOr<std::shared_ptr<const Model>> model =
-      BuildModel(folder, result.config, result.version, on_batch);
+      BuildModel(folder, result.config, result.version, std::move(stage),
+                 options.on_batch);
   if (!model.ok()) {
     result.status = model.status();
     return result;

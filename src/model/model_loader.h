@@ -34,6 +34,15 @@ std::string FolderFingerprint(const std::string& folder);
 // ascending.
 std::vector<int64_t> ListVersions(const std::string& folder);
 
+// The source model a folder's config names in input.from_model, or "" (an
+// audio model, or a config that does not parse: its load reports why).
+std::string StageSourceOf(const std::string& folder);
+
+// Whether `path` ends with a zip end-of-central-directory record, as every
+// complete TorchScript file does. False for a file still being written (or
+// one that is not a zip at all).
+bool LooksLikeCompleteZip(const std::string& path);
+
 // What loading one folder gave: a model, or why not. `config` is filled as far
 // as loading got (normalized when normalization passed) so a FAILED model
 // can still be described.
@@ -43,16 +52,39 @@ struct LoadResult {
   v1::ModelConfig config;
   bool config_valid = false;  // `config` is normalized
   int64_t version = 0;        // the version tried; 0 if none was chosen
+  // The failure is the stage's source (missing, not ready, incompatible), not
+  // the folder itself: an older version of the stage must not keep serving.
+  bool source_failed = false;
+  // Nothing was loaded because the chosen model.pt looks half-written
+  // (LoadOptions::defer_incomplete); try again at the next scan.
+  bool incomplete = false;
 };
 
-// Loads `root`/`name`: config -> normalize -> labels -> version -> one
-// TorchRunner per instance -> DynamicBatcher. Never throws; failures are in
-// LoadResult::status with the file (and line, for config errors) named.
-// `on_batch` (optional) is called after each of the model's batches.
-LoadResult LoadModelFolder(
-    const std::string& root, const std::string& name,
-    const std::function<void(const std::string&, const BatchStats&)>&
-        on_batch = nullptr);
+using BatchObserver =
+    std::function<void(const std::string&, const BatchStats&)>;
+
+// Resolves a stage's source model by name: the serving version, or why there
+// is none.
+using SourceLookup = std::function<absl::StatusOr<std::shared_ptr<const Model>>(
+    const std::string&)>;
+
+struct LoadOptions {
+  // Called after each of the model's batches. Optional.
+  BatchObserver on_batch;
+  // Required to load stages; without it a stage fails.
+  SourceLookup find_source;
+  // When the chosen model.pt does not end in a zip end-of-central-directory
+  // record, load nothing and set LoadResult::incomplete. Default off (a
+  // broken file then fails the load with the loader's error).
+  bool defer_incomplete = false;
+};
+
+// Loads `root`/`name`: config -> normalize -> (stage: link to its source) ->
+// labels -> version -> one TorchRunner per instance -> DynamicBatcher. Never
+// throws; failures are in LoadResult::status with the file (and line, for
+// config errors) named.
+LoadResult LoadModelFolder(const std::string& root, const std::string& name,
+                           const LoadOptions& options);
 
 }  // namespace audiotag
 

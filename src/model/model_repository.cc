@@ -1,5 +1,6 @@
 #include "src/model/model_repository.h"
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <thread>
@@ -13,6 +14,7 @@
 #include "absl/synchronization/notification.h"
 #include "src/common/status_macros.h"
 #include "src/model/model_loader.h"
+#include "src/model/stage_link.h"
 #include "src/model/torch_runner.h"
 
 namespace audiotag {
@@ -30,8 +32,14 @@ struct Entry {
   v1::ModelConfig config;
   bool config_valid = false;
   int64_t version = 0;
-  // FolderFingerprint at the last load attempt.
+  // FolderFingerprint at the last load attempt, plus the source's generation
+  // for a stage (so a stage reloads when its source changes).
   std::string fingerprint;
+  // The fingerprint at which the chosen model.pt looked half-written; the
+  // next scan that sees the same fingerprint loads it regardless.
+  std::string pending_fingerprint;
+  // Bumped whenever `model` or `state` changes; stages key on it.
+  int64_t generation = 0;
 };
 
 void FillInfo(const std::string& name, const Entry& entry,
@@ -52,10 +60,13 @@ void FillInfo(const std::string& name, const Entry& entry,
   info->set_description(config->description());
   const int rate = config->input().sample_rate();
   info->set_sample_rate(rate);
-  info->set_segment_seconds(
-      static_cast<double>(config->segment().window_samples()) / rate);
-  info->set_hop_seconds(static_cast<double>(config->segment().hop_samples()) /
-                        rate);
+  // A stage that never linked to its source has no timing yet.
+  if (rate > 0) {
+    info->set_segment_seconds(
+        static_cast<double>(config->segment().window_samples()) / rate);
+    info->set_hop_seconds(static_cast<double>(config->segment().hop_samples()) /
+                          rate);
+  }
   for (int i = 0; i < config->output_size(); ++i) {
     const v1::OutputConfig& out = config->output(i);
     v1::OutputInfo* o = info->add_outputs();
@@ -145,20 +156,33 @@ class ModelRepositoryImpl : public ModelRepository {
   void Stop() override;
 
  private:
-  // Marks `names` LOADING (new models only) and returns which of the
-  // folders found need a (re)load: new ones and ones whose files changed.
-  std::map<std::string, std::string> Plan(const std::vector<std::string>& names)
+  // Retires models whose folders are gone and adds new ones as LOADING.
+  void Prune(const std::vector<std::string>& names) ABSL_LOCKS_EXCLUDED(mu_);
+  // Loads `name` if its key (files, and its source's generation for a stage)
+  // changed since the last attempt.
+  void MaybeLoad(const std::string& name, const std::string& source)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(rescan_mu_) ABSL_LOCKS_EXCLUDED(mu_);
+  // Fails a model that is part of a from_model cycle.
+  void FailCycle(const std::string& name, const std::string& cycle)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  std::string SourceKey(const std::string& source) const
       ABSL_LOCKS_EXCLUDED(mu_);
   void Apply(const std::string& name, const std::string& fingerprint,
              LoadResult result) ABSL_LOCKS_EXCLUDED(mu_);
-  // Stops and destroys retired models nobody else holds any more.
+  // Stops and destroys retired models nobody else holds any more, sources
+  // before their stages (so a source's last callbacks can still reach them).
   void ReleaseRetired(bool all) ABSL_LOCKS_EXCLUDED(mu_);
+  std::vector<std::shared_ptr<const Model>> TakeReleasable(bool all)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   const RepositoryOptions options_;
 
   // Serializes whole rescans (polling thread vs. explicit calls); loading
   // happens under it but outside mu_, so requests never wait for a load.
   absl::Mutex rescan_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  // Half-written model.pt files are waited for only after the first scan:
+  // at start-up nobody can be mid-publish that we could wait out.
+  bool initial_scan_done_ ABSL_GUARDED_BY(rescan_mu_) = false;
   mutable absl::Mutex mu_;
   std::map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
   // Versions replaced or removed but maybe still held by requests in flight.
@@ -172,12 +196,7 @@ class ModelRepositoryImpl : public ModelRepository {
   std::thread poller_;
 };
 
-std::map<std::string, std::string> ModelRepositoryImpl::Plan(
-    const std::vector<std::string>& names) {
-  std::map<std::string, std::string> to_load;
-  for (const std::string& name : names) {
-    to_load[name] = FolderFingerprint(options_.root + "/" + name);
-  }
+void ModelRepositoryImpl::Prune(const std::vector<std::string>& names) {
   absl::MutexLock lock(&mu_);
   const std::set<std::string> present(names.begin(), names.end());
   for (auto it = entries_.begin(); it != entries_.end();) {
@@ -188,15 +207,64 @@ std::map<std::string, std::string> ModelRepositoryImpl::Plan(
       ++it;
     }
   }
-  for (auto it = to_load.begin(); it != to_load.end();) {
-    auto [entry, inserted] = entries_.try_emplace(it->first);
-    if (!inserted && entry->second.fingerprint == it->second) {
-      it = to_load.erase(it);
-    } else {
-      ++it;
-    }
+  for (const std::string& name : names) entries_.try_emplace(name);
+}
+
+std::string ModelRepositoryImpl::SourceKey(const std::string& source) const {
+  if (source.empty()) return "";
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(source);
+  const std::string generation =
+      it == entries_.end() ? "none" : absl::StrCat(it->second.generation);
+  return absl::StrCat("|source=", source, "#", generation);
+}
+
+void ModelRepositoryImpl::MaybeLoad(const std::string& name,
+                                    const std::string& source) {
+  const std::string key =
+      FolderFingerprint(options_.root + "/" + name) + SourceKey(source);
+  LoadOptions load;
+  {
+    absl::MutexLock lock(&mu_);
+    const Entry& entry = entries_[name];
+    if (entry.fingerprint == key) return;
+    load.defer_incomplete =
+        initial_scan_done_ && entry.pending_fingerprint != key;
   }
-  return to_load;
+  load.on_batch = options_.on_batch;
+  load.find_source = [this](const std::string& n) { return Get(n); };
+  LoadResult result = LoadModelFolder(options_.root, name, load);
+  if (!result.incomplete) {
+    Apply(name, key, std::move(result));
+    return;
+  }
+  absl::MutexLock lock(&mu_);
+  Entry& entry = entries_[name];
+  entry.pending_fingerprint = key;
+  entry.reason =
+      entry.model == nullptr
+          ? std::string(result.status.message())
+          : absl::StrCat("version ", result.version,
+                         " not loaded yet; still serving version ",
+                         entry.model->version(), ": ", result.status.message());
+}
+
+void ModelRepositoryImpl::FailCycle(const std::string& name,
+                                    const std::string& cycle) {
+  const std::string key =
+      FolderFingerprint(options_.root + "/" + name) + "|cycle=" + cycle;
+  {
+    absl::MutexLock lock(&mu_);
+    if (entries_[name].fingerprint == key) return;
+  }
+  LoadResult result;
+  result.source_failed = true;
+  result.status = absl::InvalidArgumentError(
+      absl::StrCat(options_.root, "/", name,
+                   "/config.pbtxt: input.from_model: the models form a "
+                   "cycle: ",
+                   cycle));
+  Apply(name, key, std::move(result));
 }
 
 void ModelRepositoryImpl::Apply(const std::string& name,
@@ -208,39 +276,60 @@ void ModelRepositoryImpl::Apply(const std::string& name,
     return;
   }
   Entry& entry = entries_[name];
+  const Model* const model_before = entry.model.get();
+  const v1::ModelState state_before = entry.state;
   entry.fingerprint = fingerprint;
+  entry.pending_fingerprint.clear();
   if (result.model != nullptr) {
     if (entry.model != nullptr) retired_.push_back(std::move(entry.model));
     entry.model = std::move(result.model);
     entry.state = v1::READY;
     entry.reason.clear();
-  } else if (entry.model != nullptr) {
+  } else if (entry.model != nullptr && !result.source_failed) {
     // The new version failed: the old one keeps serving.
     entry.reason = absl::StrCat(
         "version ", result.version, " failed to load; still serving version ",
         entry.model->version(), ": ", result.status.message());
   } else {
+    // A stage whose source is gone or incompatible must stop serving too.
+    if (entry.model != nullptr) retired_.push_back(std::move(entry.model));
+    entry.model = nullptr;
     entry.state = v1::FAILED;
     entry.reason = std::string(result.status.message());
+  }
+  if (entry.model.get() != model_before || entry.state != state_before) {
+    ++entry.generation;
   }
   entry.config = std::move(result.config);
   entry.config_valid = result.config_valid;
   entry.version = result.version;
 }
 
-void ModelRepositoryImpl::ReleaseRetired(bool all) {
+std::vector<std::shared_ptr<const Model>> ModelRepositoryImpl::TakeReleasable(
+    bool all) {
   std::vector<std::shared_ptr<const Model>> release;
-  {
-    absl::MutexLock lock(&mu_);
-    std::vector<std::shared_ptr<const Model>> keep;
-    for (std::shared_ptr<const Model>& model : retired_) {
-      (all || model.use_count() == 1 ? release : keep)
-          .push_back(std::move(model));
-    }
-    retired_ = std::move(keep);
+  absl::MutexLock lock(&mu_);
+  std::vector<std::shared_ptr<const Model>> keep;
+  for (std::shared_ptr<const Model>& model : retired_) {
+    (all || model.use_count() == 1 ? release : keep)
+        .push_back(std::move(model));
   }
-  for (const std::shared_ptr<const Model>& model : release) {
-    model->scheduler().Stop();
+  retired_ = std::move(keep);
+  std::stable_sort(
+      release.begin(), release.end(),
+      [](const auto& a, const auto& b) { return a->depth() < b->depth(); });
+  return release;
+}
+
+void ModelRepositoryImpl::ReleaseRetired(bool all) {
+  // A retired stage holds its source: releasing the stage may free the
+  // source, so go round until nothing more is released.
+  for (;;) {
+    std::vector<std::shared_ptr<const Model>> release = TakeReleasable(all);
+    if (release.empty()) return;
+    for (const std::shared_ptr<const Model>& model : release) {
+      model->scheduler().Stop();
+    }
   }
 }
 
@@ -253,10 +342,16 @@ void ModelRepositoryImpl::Rescan() {
   absl::StatusOr<std::vector<std::string>> names =
       ListModelFolders(options_.root);
   if (names.ok()) {
-    for (const auto& [name, fingerprint] : Plan(*names)) {
-      Apply(name, fingerprint, LoadModelFolder(options_.root, name, options_.on_batch));
+    Prune(*names);
+    std::map<std::string, std::string> sources;
+    for (const std::string& name : *names) {
+      sources[name] = StageSourceOf(options_.root + "/" + name);
     }
+    const LoadOrder order = OrderBySource(sources);
+    for (const auto& [name, cycle] : order.cycles) FailCycle(name, cycle);
+    for (const std::string& name : order.order) MaybeLoad(name, sources[name]);
   }
+  initial_scan_done_ = true;
   ReleaseRetired(/*all=*/false);
 }
 

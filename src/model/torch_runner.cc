@@ -100,13 +100,13 @@ absl::StatusOr<at::Tensor> SelectOutput(const c10::IValue& result,
 
 absl::Status CheckOutputShape(const at::Tensor& t, int64_t batch,
                               const v1::OutputConfig& output) {
-  const bool framewise_ok = output.kind() == v1::ACTIVATIONS && t.dim() == 3;
+  const bool framewise_ok = output.kind() != v1::TAGS && t.dim() == 3;
   if ((t.dim() == 2 || framewise_ok) && t.size(0) == batch &&
       t.size(t.dim() - 1) == output.dim()) {
     return absl::OkStatus();
   }
   const std::string expected =
-      output.kind() == v1::ACTIVATIONS
+      output.kind() != v1::TAGS
           ? absl::StrCat("[", batch, ", ", output.dim(), "] or [", batch,
                          ", T, ", output.dim(), "]")
           : absl::StrCat("[", batch, ", ", output.dim(), "]");
@@ -132,12 +132,17 @@ Tensor ToHost(const at::Tensor& t) {
 struct TorchRunner::Impl {
   v1::ModelConfig config;
   std::string model_path;
+  // Per-segment input shape; empty = unknown (stages only).
+  std::vector<int64_t> input_shape;
+  bool stage = false;
+  std::vector<std::vector<int64_t>> output_shapes;
   torch::Device device{torch::kCPU};
   std::string device_name;
   std::unique_ptr<FrontEnd> front_end;
   torch::jit::Module module;
 
   absl::StatusOr<std::vector<Tensor>> Forward(const Tensor& batch);
+  absl::Status CheckBatch(const Tensor& batch) const;
   absl::StatusOr<std::vector<Tensor>> ForwardUnguarded(const Tensor& batch);
   absl::Status Warmup();
 
@@ -153,9 +158,12 @@ absl::StatusOr<std::vector<Tensor>> TorchRunner::Impl::ForwardUnguarded(
       torch::from_blob(const_cast<float*>(batch.data.data()), batch.shape,
                        torch::TensorOptions().dtype(torch::kFloat));
   input = device.is_cpu() ? input.clone() : input.to(device);
-  const absl::Time frontend_start = absl::Now();
-  at::Tensor features = front_end->Forward(input);
-  last_frontend = absl::Now() - frontend_start;
+  at::Tensor features = input;
+  if (!stage) {
+    const absl::Time frontend_start = absl::Now();
+    features = front_end->Forward(input);
+    last_frontend = absl::Now() - frontend_start;
+  }
   const c10::IValue result = module.forward({features});
 
   std::vector<Tensor> outputs;
@@ -173,16 +181,28 @@ absl::StatusOr<std::vector<Tensor>> TorchRunner::Impl::ForwardUnguarded(
   return outputs;
 }
 
+absl::Status TorchRunner::Impl::CheckBatch(const Tensor& batch) const {
+  const bool rank_ok = input_shape.empty()
+                           ? batch.shape.size() >= 2
+                           : batch.shape.size() == input_shape.size() + 1;
+  bool ok = rank_ok && batch.shape[0] >= 1 &&
+            static_cast<int64_t>(batch.data.size()) == batch.NumElements();
+  for (size_t i = 0; ok && i < input_shape.size(); ++i) {
+    ok = batch.shape[i + 1] == input_shape[i];
+  }
+  if (ok) return absl::OkStatus();
+  const std::string expected =
+      input_shape.empty()
+          ? "[B, ...]"
+          : absl::StrCat("[B, ", absl::StrJoin(input_shape, ", "), "]");
+  return absl::InvalidArgumentError(absl::StrCat(
+      "model ", config.name(), ": batch has shape ", batch.ShapeString(),
+      " with ", batch.data.size(), " values; expected ", expected));
+}
+
 absl::StatusOr<std::vector<Tensor>> TorchRunner::Impl::Forward(
     const Tensor& batch) {
-  const int64_t window = config.segment().window_samples();
-  if (batch.shape.size() != 2 || batch.shape[0] < 1 ||
-      batch.shape[1] != window ||
-      static_cast<int64_t>(batch.data.size()) != batch.NumElements()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model ", config.name(), ": batch has shape ", batch.ShapeString(),
-        " with ", batch.data.size(), " values; expected [B, ", window, "]"));
-  }
+  RETURN_IF_ERROR(CheckBatch(batch));
   absl::StatusOr<std::vector<Tensor>> outputs;
   try {
     outputs = ForwardUnguarded(batch);
@@ -203,18 +223,26 @@ absl::StatusOr<std::vector<Tensor>> TorchRunner::Impl::Forward(
 }
 
 absl::Status TorchRunner::Impl::Warmup() {
-  const int64_t window = config.segment().window_samples();
+  if (input_shape.empty()) return absl::OkStatus();
   std::vector<int64_t> sizes = {config.batching().max_batch_size()};
   if (sizes[0] != 1) sizes.push_back(1);
   for (int i = 0; i < config.warmup_batches(); ++i) {
     for (int64_t b : sizes) {
-      Tensor zeros{{b, window}, std::vector<float>(b * window, 0.0f)};
+      Tensor zeros;
+      zeros.shape = {b};
+      zeros.shape.insert(zeros.shape.end(), input_shape.begin(),
+                         input_shape.end());
+      zeros.data.assign(zeros.NumElements(), 0.0f);
       absl::StatusOr<std::vector<Tensor>> out = Forward(zeros);
       if (!out.ok()) {
         return absl::Status(
             out.status().code(),
             absl::StrCat(model_path, ": warm-up at batch size ", b,
                          " failed: ", out.status().message()));
+      }
+      output_shapes.clear();
+      for (const Tensor& t : *out) {
+        output_shapes.emplace_back(t.shape.begin() + 1, t.shape.end());
       }
     }
   }
@@ -223,16 +251,28 @@ absl::Status TorchRunner::Impl::Warmup() {
 
 absl::StatusOr<std::unique_ptr<TorchRunner>> TorchRunner::Create(
     const v1::ModelConfig& config, const std::string& model_path) {
+  std::vector<int64_t> input_shape;
+  if (!IsStage(config)) input_shape = {config.segment().window_samples()};
+  return Create(config, model_path, std::move(input_shape));
+}
+
+absl::StatusOr<std::unique_ptr<TorchRunner>> TorchRunner::Create(
+    const v1::ModelConfig& config, const std::string& model_path,
+    std::vector<int64_t> input_shape) {
   auto impl = std::make_unique<Impl>();
   impl->config = config;
   impl->model_path = model_path;
+  impl->stage = IsStage(config);
+  impl->input_shape = std::move(input_shape);
   ASSIGN_OR_RETURN(impl->device, ToDevice(config.instances().device()));
   impl->device_name = impl->device.str();
   std::error_code ec;
   if (!std::filesystem::is_regular_file(model_path, ec)) {
     return absl::NotFoundError(absl::StrCat(model_path, ": not found"));
   }
-  ASSIGN_OR_RETURN(impl->front_end, FrontEnd::Create(config.input()));
+  if (!impl->stage) {
+    ASSIGN_OR_RETURN(impl->front_end, FrontEnd::Create(config.input()));
+  }
   try {
     impl->module = torch::jit::load(model_path, impl->device);
     impl->module.eval();
@@ -257,6 +297,10 @@ absl::StatusOr<std::vector<Tensor>> TorchRunner::Run(const Tensor& batch) {
 
 absl::Duration TorchRunner::last_frontend_time() const {
   return impl_->last_frontend;
+}
+
+const std::vector<std::vector<int64_t>>& TorchRunner::output_shapes() const {
+  return impl_->output_shapes;
 }
 
 const std::string& TorchRunner::device() const { return impl_->device_name; }

@@ -43,9 +43,21 @@ class TorchRunner : public BatchRunner {
   static absl::StatusOr<std::unique_ptr<TorchRunner>> Create(
       const v1::ModelConfig& config, const std::string& model_path);
 
+  // The same with the per-segment input shape (no batch axis) spelled out.
+  // For an audio model it must be {window_samples} (what the overload above
+  // uses). For a pipeline stage (config.input.from_model) it is the source
+  // output's per-segment shape: the stage has no front-end, its network gets
+  // [B, ...input_shape], and warm-up feeds zeros of that shape. An empty
+  // `input_shape` for a stage means "unknown": batches of any shape are
+  // accepted and warm-up is skipped.
+  static absl::StatusOr<std::unique_ptr<TorchRunner>> Create(
+      const v1::ModelConfig& config, const std::string& model_path,
+      std::vector<int64_t> input_shape);
+
   ~TorchRunner() override;
 
-  // `batch`: [B, window_samples] waveforms, 1 <= B <= max_batch_size. Returns
+  // `batch`: [B, window_samples] waveforms (a stage: [B, ...input_shape]),
+  // 1 <= B <= max_batch_size. Returns
   // one host tensor per config output, in config order: [B, dim], or
   // [B, T, dim] for frame-wise ACTIVATIONS, after the output's activation.
   // INVALID_ARGUMENT for a bad batch shape; INTERNAL for anything the model
@@ -53,6 +65,11 @@ class TorchRunner : public BatchRunner {
   absl::StatusOr<std::vector<Tensor>> Run(const Tensor& batch) override;
 
   absl::Duration last_frontend_time() const override;
+
+  // Per output, its per-segment shape (no batch axis) from the last warm-up
+  // batch; empty entries when warm-up was skipped. What a stage fed by this
+  // model will get.
+  const std::vector<std::vector<int64_t>>& output_shapes() const;
 
   // The device the module lives on ("cpu", "cuda:0").
   const std::string& device() const;

@@ -1,6 +1,8 @@
 #include "src/model/model_repository.h"
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -10,6 +12,7 @@
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "src/model/model_loader.h"
 #include "tests/model/test_models.h"
 
 namespace audiotag {
@@ -24,6 +27,7 @@ using ::audiotag::testing::WriteModelFolder;
 using ::audiotag::testing::WriteTextFile;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr char kIdentity[] = "def forward(self, x):\n  return x\n";
 // Scores the identity model's [B, 4] input as a 4-label tagger.
@@ -287,6 +291,9 @@ TEST(ModelRepository, FailedNewVersionKeepsOldOneServing) {
   ASSERT_NE(repository, nullptr);
 
   WriteTextFile(root + "/m/2/model.pt", "garbage");
+  // The first scan waits for a model.pt without a zip end record (it may be
+  // half-written); the next one, seeing it unchanged, loads it and fails.
+  repository->Rescan();
   repository->Rescan();
   absl::StatusOr<std::shared_ptr<const Model>> model = repository->Get("m");
   ASSERT_TRUE(model.ok()) << model.status();
@@ -340,6 +347,59 @@ TEST(ModelRepository, PollingPicksUpNewModels) {
     absl::SleepFor(absl::Milliseconds(50));
   }
   EXPECT_TRUE((*repository)->Get("late").ok());
+}
+
+// Copies the first half of a valid model.pt to `path`, as a copy in progress
+// would leave it.
+void WriteHalfOf(const std::string& valid, const std::string& path) {
+  std::ifstream in(valid, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)),
+                    std::istreambuf_iterator<char>());
+  WriteTextFile(path, bytes.substr(0, bytes.size() / 2));
+}
+
+TEST(ModelLoader, RecognisesACompleteTorchScriptZip) {
+  const std::string root = MakeTempDir("models");
+  SaveScriptModule(root + "/full.pt", kIdentity);
+  WriteHalfOf(root + "/full.pt", root + "/half.pt");
+  WriteTextFile(root + "/text.pt", "not a zip");
+  EXPECT_TRUE(LooksLikeCompleteZip(root + "/full.pt"));
+  EXPECT_FALSE(LooksLikeCompleteZip(root + "/half.pt"));
+  EXPECT_FALSE(LooksLikeCompleteZip(root + "/text.pt"));
+  EXPECT_FALSE(LooksLikeCompleteZip(root + "/missing.pt"));
+}
+
+TEST(ModelRepository, WaitsForAHalfWrittenVersionInsteadOfFailingIt) {
+  const std::string root = MakeTempDir("models");
+  WriteModelFolder(root, "m", kEmbeddingConfig, 0, 1, AddOffset(1));
+  auto repository = OpenOrDie(root);
+  SaveScriptModule(root + "/full.pt", AddOffset(2));
+  WriteHalfOf(root + "/full.pt", root + "/m/2/model.pt");
+
+  repository->Rescan();
+  EXPECT_EQ(StateOf(*repository, "m"), v1::READY);
+  EXPECT_EQ((*repository->Get("m"))->version(), 1);
+  EXPECT_THAT(ReasonOf(*repository, "m"), HasSubstr("looks incomplete"));
+  EXPECT_THAT(ReasonOf(*repository, "m"), Not(HasSubstr("failed")));
+
+  fs::copy_file(root + "/full.pt", root + "/m/2/model.pt",
+                fs::copy_options::overwrite_existing);
+  repository->Rescan();
+  EXPECT_EQ((*repository->Get("m"))->version(), 2);
+  EXPECT_EQ(ReasonOf(*repository, "m"), "");
+}
+
+TEST(ModelRepository, ACorruptVersionThatStaysCorruptFailsOnTheNextScan) {
+  const std::string root = MakeTempDir("models");
+  WriteModelFolder(root, "m", kEmbeddingConfig, 0, 1, AddOffset(1));
+  auto repository = OpenOrDie(root);
+  WriteTextFile(root + "/m/2/model.pt", "garbage, not a zip");
+  repository->Rescan();
+  EXPECT_THAT(ReasonOf(*repository, "m"), HasSubstr("looks incomplete"));
+  repository->Rescan();
+  EXPECT_THAT(ReasonOf(*repository, "m"),
+              HasSubstr("version 2 failed to load; still serving version 1"));
+  EXPECT_EQ((*repository->Get("m"))->version(), 1);
 }
 
 }  // namespace

@@ -67,4 +67,84 @@ void WriteModelFolder(const std::string& root, const std::string& name,
                    forward_source);
 }
 
+std::string StageConfig(const std::string& source, const std::string& output,
+                        const std::string& outputs) {
+  return absl::StrCat(
+      "input { from_model { model: \"", source, "\" output: \"", output,
+      "\" } }\n", "batching { max_batch_size: 4 max_queue_delay_us: 500 }\n",
+      outputs);
+}
+
+void WriteBackboneAndHeads(const std::string& root) {
+  WriteModelFolder(
+      root, "backbone",
+      absl::StrCat(WaveformConfig(16000,
+                                  "output { name: \"embedding\" kind: "
+                                  "EMBEDDING dim: 2 }\n"),
+                   "batching { max_batch_size: 4 max_queue_delay_us: 500 }\n"),
+      0, 1, R"(
+def forward(self, x):
+    return torch.stack([x.max(1)[0], x.pow(2).mean(1).sqrt()], 1)
+)");
+  WriteModelFolder(
+      root, "head_a",
+      StageConfig("backbone", "embedding",
+                  "output { name: \"out\" kind: EMBEDDING dim: 2 }\n"),
+      0, 1, R"(
+def forward(self, e):
+    return torch.stack([e[:, 0] + 2.0 * e[:, 1], 3.0 * e[:, 0] - e[:, 1]], 1)
+)");
+  WriteModelFolder(
+      root, "head_b",
+      StageConfig("backbone", "embedding",
+                  "output { name: \"scores\" kind: TAGS dim: 3 }\n"),
+      3, 1, R"(
+def forward(self, e):
+    return torch.stack([e[:, 1], -e[:, 0], e[:, 0] + e[:, 1]], 1)
+)");
+}
+
+namespace {
+
+constexpr char kLogMelInput[] = R"pb(
+  input {
+    sample_rate: 16000
+    log_mel { n_fft: 400 hop_length: 160 n_mels: 16 log_offset: 0.01 }
+  }
+  segment { window_samples: 16000 }
+  batching { max_batch_size: 4 max_queue_delay_us: 500 }
+)pb";
+
+}  // namespace
+
+void WriteReprogrammingChain(const std::string& root) {
+  WriteModelFolder(
+      root, "transform",
+      absl::StrCat(kLogMelInput,
+                   "output { name: \"features\" kind: EMBEDDING dim: 16 }\n"),
+      0, 1, "def forward(self, x):\n    return 0.5 * x + 1.0\n");
+  WriteModelFolder(
+      root, "frozen",
+      StageConfig("transform", "features",
+                  "output { name: \"embedding\" kind: EMBEDDING dim: 16 }\n"),
+      0, 1, "def forward(self, f):\n    return f.mean(1)\n");
+  WriteModelFolder(
+      root, "mapping",
+      StageConfig("frozen", "embedding",
+                  "output { name: \"out\" kind: EMBEDDING dim: 2 }\n"),
+      0, 1, R"(
+def forward(self, e):
+    return torch.stack([e[:, :8].sum(1), e[:, 8:].sum(1)], 1)
+)");
+  WriteModelFolder(
+      root, "reference",
+      absl::StrCat(kLogMelInput,
+                   "output { name: \"out\" kind: EMBEDDING dim: 2 }\n"),
+      0, 1, R"(
+def forward(self, x):
+    e = (0.5 * x + 1.0).mean(1)
+    return torch.stack([e[:, :8].sum(1), e[:, 8:].sum(1)], 1)
+)");
+}
+
 }  // namespace audiotag::testing

@@ -36,6 +36,30 @@ void WriteModelFolder(const std::string& root, const std::string& name,
                       const std::string& config, int labels, int64_t version,
                       const std::string& forward_source);
 
+// A config for a pipeline stage fed by output `output` of model `source`
+// (input.from_model; no segment of its own); `outputs` appended as is.
+std::string StageConfig(const std::string& source, const std::string& output,
+                        const std::string& outputs);
+
+// Pipeline models shared by the analysis and end-to-end tests:
+//  "backbone": 16 kHz waveform, 1 s segments, EMBEDDING "embedding" =
+//    [max, rms] of each segment;
+//  "head_a": from backbone/embedding, EMBEDDING "out" = [e0 + 2 e1, 3 e0 - e1];
+//  "head_b": from backbone/embedding, TAGS "scores" (labels l0..l2) =
+//    [e1, -e0, e0 + e1].
+void WriteBackboneAndHeads(const std::string& root);
+
+// The reprogramming chain and a single model computing the same thing:
+//  "transform": 16 kHz log-mel (n_fft 400, hop 160, 16 mels, log offset 0.01),
+//    1 s segments; EMBEDDING "features" = 0.5 * mel + 1, frame-wise [T, 16];
+//  "frozen": from transform/features; EMBEDDING "embedding" = mean over
+//    frames, [16];
+//  "mapping": from frozen/embedding; EMBEDDING "out" = [sum of bands 0..7,
+//    sum of bands 8..15];
+//  "reference": the same front-end and segments, computing mapping(frozen(
+//    transform(x))) in one network, EMBEDDING "out".
+void WriteReprogrammingChain(const std::string& root);
+
 }  // namespace audiotag::testing
 
 #endif  // AUDIOTAG_TESTS_MODEL_TEST_MODELS_H_
