@@ -153,6 +153,37 @@ TEST(ProductionE2E, BearerTokenAuth) {
   EXPECT_EQ(status.status(), grpc::health::v1::HealthCheckResponse::SERVING);
 }
 
+grpc::health::v1::HealthCheckResponse::ServingStatus Health(
+    const std::string& address, const std::string& service) {
+  auto health = grpc::health::v1::Health::NewStub(
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(service);
+  grpc::health::v1::HealthCheckResponse response;
+  if (!health->Check(&context, request, &response).ok()) {
+    return grpc::health::v1::HealthCheckResponse::SERVICE_UNKNOWN;
+  }
+  return response.status();
+}
+
+TEST(ProductionE2E, ReadinessWaitsForRequiredModels) {
+  const std::string repository = MakeRepository();
+  using Status = grpc::health::v1::HealthCheckResponse;
+  {
+    auto server = ServerProcess::Start(
+        repository, {"--required_models=stats,not_there_yet"});
+    ASSERT_TRUE(server.ok()) << server.status();
+    EXPECT_EQ(Health((*server)->address(), ""), Status::NOT_SERVING);
+    EXPECT_EQ(Health((*server)->address(), "stats"), Status::SERVING);
+  }
+  auto server = ServerProcess::Start(repository, {"--required_models=stats"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  EXPECT_EQ(Health((*server)->address(), ""), Status::SERVING);
+  EXPECT_EQ(Health((*server)->address(), "audiotag.v1.AudioTagger"),
+            Status::SERVING);
+}
+
 TEST(ProductionE2E, RejectsBadSecurityFlags) {
   auto server = ServerProcess::Start(
       MakeRepository(),
