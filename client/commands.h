@@ -13,7 +13,8 @@ namespace audiotag {
 // audiotag bulk: tag and embed a whole catalog (client/bulk_command.cc).
 int RunBulkCommand(const std::vector<std::string>& args);
 
-// audiotag bench: closed- and open-loop load generator (client/bench_command.cc).
+// audiotag bench: closed- and open-loop load generator
+// (client/bench_command.cc).
 int RunBenchCommand(const std::vector<std::string>& args);
 
 }  // namespace audiotag

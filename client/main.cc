@@ -30,8 +30,9 @@ ABSL_FLAG(std::vector<std::string>, outputs,
 ABSL_FLAG(int, top_k, 10, "Tags per output; -1 for all.");
 ABSL_FLAG(double, threshold, 0, "Drop tags scoring below this.");
 ABSL_FLAG(std::string, pooling, "mean", "Clip pooling: mean or max.");
-ABSL_FLAG(std::string, priority, "",
-          "interactive or bulk; default interactive (bulk for `audiotag bulk`).");
+ABSL_FLAG(
+    std::string, priority, "",
+    "interactive or bulk; default interactive (bulk for `audiotag bulk`).");
 ABSL_FLAG(double, timeout_seconds, 0, "Deadline per call; 0 for none.");
 ABSL_FLAG(int64_t, max_message_bytes, int64_t{4} << 20,
           "Files larger than this are streamed with AnalyzeStream.");

@@ -57,7 +57,8 @@ class DynamicBatcher : public Scheduler {
  public:
   // One thread per runner; `runners` must not be empty.
   static absl::StatusOr<std::unique_ptr<DynamicBatcher>> Create(
-      BatcherOptions options, std::vector<std::unique_ptr<BatchRunner>> runners);
+      BatcherOptions options,
+      std::vector<std::unique_ptr<BatchRunner>> runners);
 };
 
 }  // namespace audiotag

@@ -42,9 +42,9 @@ class Segmenter {
   const int64_t window_;
   const int64_t hop_;
   const v1::LastSegment last_segment_;
-  std::vector<float> buffer_;     // samples from buffer_start_ on
-  int64_t buffer_start_ = 0;      // stream position of buffer_[0]
-  int64_t next_start_ = 0;        // stream position of the next segment
+  std::vector<float> buffer_;  // samples from buffer_start_ on
+  int64_t buffer_start_ = 0;   // stream position of buffer_[0]
+  int64_t next_start_ = 0;     // stream position of the next segment
   int64_t next_index_ = 0;
   int64_t samples_seen_ = 0;
 };

@@ -25,7 +25,8 @@ struct AudioSpec {
 // Encodes the spec with the ffmpeg CLI and returns the file's bytes.
 absl::StatusOr<std::string> MakeAudioFile(const AudioSpec& spec);
 
-// Writes `bytes` to a fresh file under the test's temp folder; returns its path.
+// Writes `bytes` to a fresh file under the test's temp folder; returns its
+// path.
 absl::StatusOr<std::string> WriteTempFile(const std::string& name,
                                           const std::string& bytes);
 
