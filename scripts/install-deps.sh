@@ -5,6 +5,9 @@
 #
 #   scripts/install-deps.sh            build + test + offline tools
 #   scripts/install-deps.sh --runtime  only the shared libraries the server needs
+#   scripts/install-deps.sh --hardening  build + test + what scripts/ci-hardening.sh
+#                                        adds (clang, libFuzzer/ASan runtimes,
+#                                        llvm-symbolizer)
 set -euo pipefail
 
 BUILD_PACKAGES=(
@@ -21,6 +24,9 @@ TEST_PACKAGES=(
   fluidsynth fluid-soundfont-gm musescore-general-soundfont timgm6mb-soundfont
   yamllint python3-yaml
 )
+HARDENING_PACKAGES=(
+  clang-14 libclang-rt-14-dev llvm-14
+)
 RUNTIME_PACKAGES=(
   libgrpc++1.51 libprotobuf32 libtorch1.13 libopenblas0-pthread
   libavformat59 libavcodec59 libswresample4 libavutil57
@@ -29,6 +35,8 @@ RUNTIME_PACKAGES=(
 
 if [[ "${1:-}" == "--runtime" ]]; then
   wanted=("${RUNTIME_PACKAGES[@]}")
+elif [[ "${1:-}" == "--hardening" ]]; then
+  wanted=("${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}" "${HARDENING_PACKAGES[@]}")
 else
   wanted=("${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}")
 fi

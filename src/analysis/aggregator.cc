@@ -91,6 +91,14 @@ absl::StatusOr<AggregationOptions> MakeAggregationOptions(
     return absl::InvalidArgumentError(absl::StrCat(
         "threshold must be a number >= 0; got ", options.threshold()));
   }
+  if (!v1::Pooling_IsValid(options.pooling())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("pooling ", options.pooling(), " is not a known Pooling"));
+  }
+  if (!v1::Priority_IsValid(options.priority())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "priority ", options.priority(), " is not a known Priority"));
+  }
   AggregationOptions out;
   out.top_k = options.top_k() == 0 ? 10 : options.top_k();
   out.threshold = options.threshold();

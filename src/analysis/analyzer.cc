@@ -25,6 +25,12 @@ absl::StatusOr<std::vector<std::shared_ptr<const Model>>> SelectModels(
     return models;
   }
   for (const std::string& name : options.models()) {
+    constexpr size_t kMaxName = 256;
+    if (name.size() > kMaxName) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("a model name is ", name.size(),
+                       " bytes long; names are at most ", kMaxName));
+    }
     const bool seen =
         std::any_of(models.begin(), models.end(),
                     [&](const auto& m) { return m->name() == name; });

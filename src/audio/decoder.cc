@@ -1,5 +1,7 @@
 #include "src/audio/decoder.h"
 
+#include <cmath>
+
 #include <memory>
 #include <utility>
 
@@ -87,6 +89,9 @@ absl::StatusOr<FormatContextPtr> OpenInput(AVIOContext* io) {
   raw->max_streams = kMaxStreams;
   AVDictionary* raw_options = nullptr;
   av_dict_set(&raw_options, "probesize", kProbeSizeBytes, 0);
+  // The upload arrives through `pb`; no demuxer may open a protocol of its
+  // own (an SDP upload would otherwise make FFmpeg listen for RTP on UDP).
+  av_dict_set(&raw_options, "protocol_whitelist", "none", 0);
   av_dict_set(&raw_options, "analyzeduration", kAnalyzeDurationMicros, 0);
   // On failure avformat_open_input frees the context itself.
   const int err = avformat_open_input(&raw, nullptr, nullptr, &raw_options);
@@ -283,7 +288,19 @@ absl::StatusOr<AudioInfo> DecodeAudio(absl::string_view bytes,
   ASSIGN_OR_RETURN(CodecContextPtr decoder, OpenDecoder(stream, *codec));
 
   Decoding decoding(format.get(), decoder.get(), index, options, &info);
-  RETURN_IF_ERROR(decoding.Run(output_rates, sink));
+  // A float WAV can hold NaN or Inf, which would come out of every model as
+  // NaN scores: refuse it.
+  const PcmSink finite_sink = [&sink](int rate_index,
+                                      absl::Span<const float> samples) {
+    for (float s : samples) {
+      if (!std::isfinite(s)) {
+        return absl::InvalidArgumentError(
+            "the audio contains NaN or infinite samples");
+      }
+    }
+    return sink(rate_index, samples);
+  };
+  RETURN_IF_ERROR(decoding.Run(output_rates, finite_sink));
   return info;
 }
 

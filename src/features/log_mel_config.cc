@@ -31,6 +31,13 @@ bool IsLogMelLayout(v1::TensorLayout layout) {
 // Sizes and framing.
 absl::Status ResolveFraming(const v1::LogMelFrontEnd& c, LogMelParams& p) {
   if (c.n_fft() <= 0) return Invalid("n_fft", "must be > 0");
+  // Real front-ends use 2048 at most; the cap keeps a typo from asking for a
+  // filterbank of gigabytes.
+  constexpr int kMaxFft = 65536;
+  if (c.n_fft() > kMaxFft) {
+    return Invalid("n_fft",
+                   absl::StrCat("(", c.n_fft(), ") must be <= ", kMaxFft));
+  }
   if (c.hop_length() <= 0) return Invalid("hop_length", "must be > 0");
   if (c.win_length() < 0) return Invalid("win_length", "must be >= 0");
   if (c.win_length() > c.n_fft()) {
@@ -106,6 +113,13 @@ absl::Status ResolveMel(const v1::LogMelFrontEnd& c, int64_t rate,
   p.mel_scale = c.mel_scale();
   p.mel_norm = c.mel_norm();
   p.zero_dc_bin = c.zero_dc_bin();
+  // Checked before the bank is built, which is n_bins * n_mels floats.
+  if (p.n_mels > p.n_bins()) {
+    return Invalid(
+        "n_mels",
+        absl::StrCat("(", p.n_mels, ") is too many for n_fft ", p.n_fft,
+                     ": at most n_fft / 2 + 1 = ", p.n_bins(), " bands"));
+  }
   const std::vector<float> bank =
       MelFilterbank({.n_fft = p.n_fft,
                      .sample_rate = static_cast<double>(rate),
@@ -115,12 +129,6 @@ absl::Status ResolveMel(const v1::LogMelFrontEnd& c, int64_t rate,
                      .scale = p.mel_scale,
                      .norm = p.mel_norm,
                      .zero_dc_bin = p.zero_dc_bin});
-  if (p.n_mels > p.n_bins()) {
-    return Invalid(
-        "n_mels",
-        absl::StrCat("(", p.n_mels, ") is too many for n_fft ", p.n_fft,
-                     ": at most n_fft / 2 + 1 = ", p.n_bins(), " bands"));
-  }
   // torchaudio's Kaldi banks keep narrow low bands that fall between bins
   // (AST's 128 bands at n_fft 512 have three), so only the Hz-triangle
   // scales, where torchaudio warns about it, treat an empty band as an error.

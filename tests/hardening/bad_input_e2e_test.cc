@@ -1,0 +1,306 @@
+// The hardening suite's bad-input checks: every malformed or hostile upload
+// and request of the corpus goes to the real audiotag-server, which must
+// answer it with the right gRPC code, not crash, and still answer a good
+// request correctly afterwards.
+
+#include <signal.h>
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "audiotag/v1/audiotag.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/e2e/e2e_fixture.h"
+#include "tests/hardening/hostile_inputs.h"
+#include "tests/testutil/server_process.h"
+
+namespace audiotag::testing {
+namespace {
+
+using Code = grpc::StatusCode;
+using ::testing::HasSubstr;
+
+class BadInputE2E : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    repository_ = new std::string(NewTempDir("audiotag-hardening-models"));
+    WriteStatsModel(*repository_, "stats");
+    auto server = ServerProcess::Start(
+        *repository_,
+        {absl::StrCat("--max_upload_bytes=", kHostileMaxUploadBytes),
+         absl::StrCat("--max_duration_seconds=", kHostileMaxDurationSeconds),
+         "--metrics_port=0"});
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = server->release();
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    delete repository_;
+  }
+
+  void SetUp() override {
+    ASSERT_NE(server_, nullptr);
+    stub_ = MakeStub(server_->address());
+  }
+
+  void ExpectAlive() {
+    ASSERT_EQ(kill(server_->pid(), 0), 0) << "server died:\n" << server_->Log();
+  }
+
+  // A good request answers correctly: called after every bad one.
+  void ExpectStillServing() {
+    ExpectAlive();
+    v1::AnalyzeOptions options;
+    options.add_models("stats");
+    v1::AnalyzeResponse response;
+    grpc::Status status = CallAnalyze(*stub_, GoodWav(), options, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    ASSERT_EQ(response.results_size(), 1);
+    EXPECT_EQ(response.results(0).num_segments(), 2);
+  }
+
+  grpc::Status Analyze(const std::string& audio,
+                       const v1::AnalyzeOptions& options,
+                       v1::AnalyzeResponse* response) {
+    return CallAnalyze(*stub_, audio, options, response, 120);
+  }
+
+  // Sends `messages` on one AnalyzeStream call.
+  grpc::Status Stream(const std::vector<v1::AnalyzeStreamRequest>& messages) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(60));
+    v1::AnalyzeResponse response;
+    auto writer = stub_->AnalyzeStream(&context, &response);
+    for (const auto& m : messages) {
+      if (!writer->Write(m)) break;  // the server already answered
+    }
+    writer->WritesDone();
+    return writer->Finish();
+  }
+
+  static std::string* repository_;
+  static ServerProcess* server_;
+  std::unique_ptr<v1::AudioTagger::Stub> stub_;
+};
+
+std::string* BadInputE2E::repository_ = nullptr;
+ServerProcess* BadInputE2E::server_ = nullptr;
+
+v1::AnalyzeStreamRequest OptionsMessage() {
+  v1::AnalyzeStreamRequest m;
+  m.mutable_options()->add_models("stats");
+  return m;
+}
+
+v1::AnalyzeStreamRequest AudioMessage(std::string bytes) {
+  v1::AnalyzeStreamRequest m;
+  m.set_audio_chunk(std::move(bytes));
+  return m;
+}
+
+// Every float the response carries.
+std::vector<float> AllScores(const v1::AnalyzeResponse& response) {
+  std::vector<float> out;
+  for (const auto& r : response.results()) {
+    for (const auto& o : r.outputs()) {
+      for (const auto& t : o.tags()) out.push_back(t.score());
+      for (const auto& f : o.frames()) {
+        out.insert(out.end(), f.scores().begin(), f.scores().end());
+      }
+      out.insert(out.end(), o.pooled().values().begin(),
+                 o.pooled().values().end());
+    }
+  }
+  return out;
+}
+
+TEST_F(BadInputE2E, CorpusIsLargeEnough) {
+  EXPECT_GE(HostileUploads().size(), 30u);
+}
+
+TEST_F(BadInputE2E, EveryHostileUploadGetsItsCodeAndServerKeepsServing) {
+  v1::AnalyzeOptions options;
+  options.add_models("stats");
+  for (const HostileUpload& upload : HostileUploads()) {
+    SCOPED_TRACE(upload.name);
+    v1::AnalyzeResponse response;
+    const auto start = std::chrono::steady_clock::now();
+    grpc::Status status = Analyze(upload.bytes, options, &response);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count();
+    EXPECT_TRUE(upload.codes.count(status.error_code()))
+        << "got " << status.error_code() << ": " << status.error_message();
+    // Every hostile file is answered quickly, whatever it claims (the
+    // slowest good answer here takes well under a second, even under ASan).
+    EXPECT_LT(seconds, 5);
+    std::cout << "[hostile] " << upload.name << " (" << upload.bytes.size()
+              << " bytes): code " << status.error_code() << " in " << seconds
+              << " s: "
+              << (status.ok()
+                      ? absl::StrCat("duration ",
+                                     response.audio().duration_seconds(), " s")
+                      : status.error_message())
+              << "\n";
+    ExpectStillServing();
+  }
+}
+
+// NaN or Inf samples must never turn into NaN scores: the server rejects
+// them or answers with finite numbers.
+TEST_F(BadInputE2E, NonFinitePcmNeverYieldsNonFiniteScores) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  std::vector<float> one_nan(32000, 0.25f);
+  one_nan[20000] = nan;
+  std::vector<float> one_inf(32000, 0.25f);
+  one_inf[100] = -inf;
+  const std::vector<std::pair<std::string, std::vector<float>>> cases = {
+      {"all_nan", std::vector<float>(16000, nan)},
+      {"one_nan_in_second_segment", one_nan},
+      {"all_inf", std::vector<float>(16000, inf)},
+      {"one_minus_inf", one_inf},
+  };
+  v1::AnalyzeOptions options;
+  options.add_models("stats");
+  for (const auto& [name, samples] : cases) {
+    SCOPED_TRACE(name);
+    v1::AnalyzeResponse response;
+    grpc::Status status = Analyze(FloatWav(samples), options, &response);
+    if (status.ok()) {
+      for (float x : AllScores(response)) {
+        EXPECT_TRUE(std::isfinite(x)) << "non-finite score " << x;
+      }
+    } else {
+      EXPECT_EQ(status.error_code(), Code::INVALID_ARGUMENT)
+          << status.error_message();
+    }
+    ExpectStillServing();
+  }
+}
+
+TEST_F(BadInputE2E, HostileOptionsGetTheRightCode) {
+  const std::string wav = GoodWav();
+  v1::AnalyzeResponse response;
+  {
+    v1::AnalyzeOptions options;  // 10,000 unknown names
+    for (int i = 0; i < 10000; ++i) options.add_models(absl::StrCat("m", i));
+    grpc::Status status = Analyze(wav, options, &response);
+    EXPECT_EQ(status.error_code(), Code::NOT_FOUND);
+    EXPECT_LT(status.error_message().size(), 4096u)
+        << "the error names every unknown model";
+  }
+  {
+    v1::AnalyzeOptions options;  // 10,000 copies of one name run it once
+    for (int i = 0; i < 10000; ++i) options.add_models("stats");
+    ASSERT_TRUE(Analyze(wav, options, &response).ok());
+    EXPECT_EQ(response.results_size(), 1);
+  }
+  {
+    v1::AnalyzeOptions options;
+    options.add_models("stats");
+    options.set_top_k(std::numeric_limits<int32_t>::max());
+    ASSERT_TRUE(Analyze(wav, options, &response).ok());
+    for (const auto& o : response.results(0).outputs()) {
+      EXPECT_LE(o.tags_size(), 3);
+    }
+  }
+  const auto expect_code = [&](Code code, auto edit) {
+    v1::AnalyzeOptions options;
+    options.add_models("stats");
+    edit(options);
+    grpc::Status status = Analyze(wav, options, &response);
+    EXPECT_EQ(status.error_code(), code)
+        << options.ShortDebugString() << ": " << status.error_message();
+  };
+  expect_code(Code::INVALID_ARGUMENT, [](auto& o) {
+    o.set_top_k(std::numeric_limits<int32_t>::min());
+  });
+  expect_code(Code::INVALID_ARGUMENT, [](auto& o) { o.set_top_k(-2); });
+  expect_code(Code::INVALID_ARGUMENT, [](auto& o) { o.set_threshold(-0.5f); });
+  expect_code(Code::INVALID_ARGUMENT, [](auto& o) {
+    o.set_threshold(std::numeric_limits<float>::quiet_NaN());
+  });
+  expect_code(Code::OK, [](auto& o) {
+    o.set_threshold(std::numeric_limits<float>::infinity());
+  });
+  expect_code(Code::NOT_FOUND, [](auto& o) { o.set_models(0, "../stats"); });
+  expect_code(Code::NOT_FOUND, [](auto& o) { o.set_models(0, ""); });
+  // An absurdly long name is refused as such (and the message, which quotes
+  // it, must not overflow the client's metadata limit and turn into
+  // RESOURCE_EXHAUSTED).
+  expect_code(Code::INVALID_ARGUMENT,
+              [](auto& o) { o.set_models(0, std::string(100000, 'a')); });
+  expect_code(Code::OK,
+              [](auto& o) { o.set_request_id(std::string(1 << 20, 'r')); });
+  ExpectStillServing();
+}
+
+// Out-of-range enum values (proto3 keeps them): the server must not treat an
+// unknown pooling as one it knows silently.
+TEST_F(BadInputE2E, UnknownEnumValuesAreRejected) {
+  v1::AnalyzeOptions options;
+  options.add_models("stats");
+  options.set_pooling(static_cast<v1::Pooling>(99));
+  v1::AnalyzeResponse response;
+  grpc::Status status = Analyze(GoodWav(), options, &response);
+  EXPECT_EQ(status.error_code(), Code::INVALID_ARGUMENT)
+      << "pooling 99 answered " << status.error_code();
+  options.set_pooling(v1::POOLING_MEAN);
+  options.set_priority(static_cast<v1::Priority>(99));
+  status = Analyze(GoodWav(), options, &response);
+  EXPECT_EQ(status.error_code(), Code::INVALID_ARGUMENT)
+      << "priority 99 answered " << status.error_code();
+  ExpectStillServing();
+}
+
+TEST_F(BadInputE2E, StreamProtocolViolationsAreInvalidArgument) {
+  const std::string wav = GoodWav();
+  grpc::Status status = Stream({OptionsMessage(), OptionsMessage()});
+  EXPECT_EQ(status.error_code(), Code::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("options"));
+
+  status = Stream({AudioMessage(wav.substr(0, 100)), OptionsMessage(),
+                   AudioMessage(wav.substr(100))});
+  EXPECT_EQ(status.error_code(), Code::INVALID_ARGUMENT)
+      << status.error_message();
+
+  status = Stream({});
+  EXPECT_EQ(status.error_code(), Code::INVALID_ARGUMENT)
+      << status.error_message();
+
+  status = Stream({OptionsMessage()});
+  EXPECT_EQ(status.error_code(), Code::INVALID_ARGUMENT)
+      << status.error_message();
+
+  status = Stream({v1::AnalyzeStreamRequest(), v1::AnalyzeStreamRequest()});
+  EXPECT_EQ(status.error_code(), Code::INVALID_ARGUMENT)
+      << status.error_message();
+  ExpectStillServing();
+}
+
+TEST_F(BadInputE2E, StreamOverTheUploadLimitIsResourceExhausted) {
+  std::vector<v1::AnalyzeStreamRequest> messages = {OptionsMessage()};
+  for (int i = 0; i < 5; ++i) {
+    messages.push_back(AudioMessage(std::string(1 << 20, 'x')));
+  }
+  EXPECT_EQ(Stream(messages).error_code(), Code::RESOURCE_EXHAUSTED);
+  ExpectStillServing();
+}
+
+TEST_F(BadInputE2E, StreamOfOneByteChunksStillWorks) {
+  const std::string wav = GoodWav().substr(0, 4000);
+  std::vector<v1::AnalyzeStreamRequest> messages = {OptionsMessage()};
+  for (char c : wav) messages.push_back(AudioMessage(std::string(1, c)));
+  EXPECT_TRUE(Stream(messages).ok());
+  ExpectStillServing();
+}
+
+}  // namespace
+}  // namespace audiotag::testing
