@@ -23,11 +23,6 @@ void ThreadPool::Schedule(std::function<void()> work) {
   queue_.push_back(std::move(work));
 }
 
-size_t ThreadPool::pending() const {
-  absl::MutexLock lock(&mu_);
-  return queue_.size();
-}
-
 void ThreadPool::Loop() {
   for (;;) {
     std::function<void()> work;

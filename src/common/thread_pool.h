@@ -29,9 +29,6 @@ class ThreadPool {
 
   void Schedule(std::function<void()> work);
 
-  // Closures waiting for a thread.
-  size_t pending() const;
-
  private:
   void Loop();
 

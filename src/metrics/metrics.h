@@ -34,8 +34,6 @@ class Metrics {
   explicit Metrics(absl::string_view version);
   ~Metrics();
 
-  std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
-
   // Every metric in Prometheus' text exposition format.
   std::string RenderText() const;
 
