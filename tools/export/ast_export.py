@@ -198,35 +198,11 @@ def parse_args(argv):
         prog="export.py ast",
         description="Export an AST checkpoint (audioset_10_10_0.4593.pth) to an "
                     "audiotag model folder.")
-    p.add_argument("checkpoint", nargs="?", help="the downloaded .pth file")
-    p.add_argument("--checkpoint", dest="checkpoint_flag", metavar="CHECKPOINT",
-                   help="the same as the positional argument")
-    p.add_argument("--version", type=int, default=1,
-                   help="version folder to write (default 1)")
-    p.add_argument("--out", help="model folder to write (e.g. models/ast)")
+    vc.add_export_args(p, "the downloaded .pth file", "models/ast", "10.24")
     p.add_argument("--labels", help="AudioSet class_labels_indices.csv or a "
                    "text file with one label per line")
-    p.add_argument("--activation", choices=["sigmoid", "none"], default="sigmoid",
-                   help="applied by audiotag to the logits (default sigmoid: "
-                   "multi-label probabilities; none: raw logits)")
-    p.add_argument("--hop-seconds", type=float, default=0.0,
-                   help="segment hop (default 10.24 s, no overlap)")
-    p.add_argument("--max-batch-size", type=int, default=4)
-    p.add_argument("--max-queue-delay-us", type=int, default=20000)
-    p.add_argument("--make-random-checkpoint", metavar="PATH",
-                   help="write a checkpoint of random weights shaped like the "
-                   "published one to PATH and exit (for tests)")
     p.add_argument("--classes", type=int, default=527)
-    p.add_argument("--depth", type=int, default=12,
-                   help="with --make-random-checkpoint: blocks (12 as published; "
-                   "fewer only to make tests faster)")
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    if args.checkpoint_flag:
-        if args.checkpoint and args.checkpoint != args.checkpoint_flag:
-            p.error("give the checkpoint once")
-        args.checkpoint = args.checkpoint_flag
-    return args
+    return vc.parse_export_args(p, argv)
 
 
 def run(argv) -> None:

@@ -178,39 +178,15 @@ def parse_args(argv):
         description="Export a PaSST-S checkpoint (passt-s-f128-p16-s10-ap.476-swa.pt "
                     "or openmic-passt-s-f128-10sec-p16-s10-ap.85.pt) to an "
                     "audiotag model folder.")
-    p.add_argument("checkpoint", nargs="?", help="the downloaded .pt file")
-    p.add_argument("--checkpoint", dest="checkpoint_flag", metavar="CHECKPOINT",
-                   help="the same as the positional argument")
-    p.add_argument("--version", type=int, default=1,
-                   help="version folder to write (default 1)")
-    p.add_argument("--out", help="model folder to write (e.g. models/passt)")
+    vc.add_export_args(p, "the downloaded .pt file", "models/passt", "10")
     p.add_argument("--labels", help="AudioSet class_labels_indices.csv (527 "
                    "classes) or a text file with one label per line; the "
                    "OpenMIC model gets its 20 labels built in")
     p.add_argument("--variant", choices=["auto", "audioset", "openmic"],
                    default="auto", help="default: from the number of classes")
-    p.add_argument("--activation", choices=["sigmoid", "none"], default="sigmoid",
-                   help="applied by audiotag to the logits (default sigmoid: "
-                   "multi-label probabilities; none: raw logits)")
-    p.add_argument("--hop-seconds", type=float, default=0.0,
-                   help="segment hop (default 10 s, no overlap)")
-    p.add_argument("--max-batch-size", type=int, default=4)
-    p.add_argument("--max-queue-delay-us", type=int, default=20000)
-    p.add_argument("--make-random-checkpoint", metavar="PATH",
-                   help="write a checkpoint of random weights shaped like the "
-                   "published one to PATH and exit (for tests)")
     p.add_argument("--classes", type=int, default=527,
                    help="with --make-random-checkpoint: 527 or 20")
-    p.add_argument("--depth", type=int, default=12,
-                   help="with --make-random-checkpoint: blocks (12 as published; "
-                   "fewer only to make tests faster)")
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    if args.checkpoint_flag:
-        if args.checkpoint and args.checkpoint != args.checkpoint_flag:
-            p.error("give the checkpoint once")
-        args.checkpoint = args.checkpoint_flag
-    return args
+    return vc.parse_export_args(p, argv)
 
 
 def run(argv) -> None:

@@ -338,6 +338,41 @@ def save_checkpoint(state: Dict[str, torch.Tensor], path: str) -> None:
     torch.save(state, path)
 
 
+def add_export_args(p, checkpoint_help: str, out_example: str,
+                    segment_seconds: str) -> None:
+    """The command-line options the ViT exporters (PaSST, AST) share."""
+    p.add_argument("checkpoint", nargs="?", help=checkpoint_help)
+    p.add_argument("--checkpoint", dest="checkpoint_flag", metavar="CHECKPOINT",
+                   help="the same as the positional argument")
+    p.add_argument("--version", type=int, default=1,
+                   help="version folder to write (default 1)")
+    p.add_argument("--out", help=f"model folder to write (e.g. {out_example})")
+    p.add_argument("--activation", choices=["sigmoid", "none"], default="sigmoid",
+                   help="applied by audiotag to the logits (default sigmoid: "
+                   "multi-label probabilities; none: raw logits)")
+    p.add_argument("--hop-seconds", type=float, default=0.0,
+                   help=f"segment hop (default {segment_seconds} s, no overlap)")
+    p.add_argument("--max-batch-size", type=int, default=4)
+    p.add_argument("--max-queue-delay-us", type=int, default=20000)
+    p.add_argument("--make-random-checkpoint", metavar="PATH",
+                   help="write a checkpoint of random weights shaped like the "
+                   "published one to PATH and exit (for tests)")
+    p.add_argument("--depth", type=int, default=12,
+                   help="with --make-random-checkpoint: blocks (12 as published; "
+                   "fewer only to make tests faster)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def parse_export_args(p, argv):
+    """Parses `argv`; the checkpoint may be given positionally or by flag."""
+    args = p.parse_args(argv)
+    if args.checkpoint_flag:
+        if args.checkpoint and args.checkpoint != args.checkpoint_flag:
+            p.error("give the checkpoint once")
+        args.checkpoint = args.checkpoint_flag
+    return args
+
+
 def run_main(fn, argv) -> int:
     """Runs an exporter main body; ExportError becomes a message and exit 1."""
     try:
