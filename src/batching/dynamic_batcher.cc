@@ -44,6 +44,15 @@ absl::Status ValidateOptions(
   if (options.max_queue_size < 1) {
     return absl::InvalidArgumentError("max_queue_size must be at least 1");
   }
+  if (options.bulk_batch_size_under_interactive < 0 ||
+      options.bulk_batch_size_under_interactive > options.max_batch_size) {
+    return absl::InvalidArgumentError(
+        "bulk_batch_size_under_interactive must be in [0, max_batch_size]");
+  }
+  if (options.interactive_window < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "interactive_window must not be negative");
+  }
   if (options.max_queue_delay < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("max_queue_delay must not be negative");
   }
@@ -104,11 +113,19 @@ class DynamicBatcherImpl final : public DynamicBatcher {
     bool exit = false;
   };
 
+  // The batch the queue offers at some time: run `size` segments now, or,
+  // when size is 0, wait until `wake` at the latest.
+  struct Plan {
+    int size = 0;
+    absl::Time wake = absl::InfiniteFuture();
+  };
+
   void WorkerLoop(int instance) ABSL_LOCKS_EXCLUDED(mu_);
   Work NextWork() ABSL_LOCKS_EXCLUDED(mu_);
-  void WaitForWork(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // 0 while the queue should keep waiting.
-  int ReadyBatchSize(absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Plan PlanBatch(absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The most segments the next batch of `priority` may hold.
+  int BatchLimit(Priority priority, absl::Time now) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RunBatch(int instance, Entries batch) ABSL_LOCKS_EXCLUDED(mu_);
   void Deliver(Entries& batch,
                absl::StatusOr<std::vector<std::vector<Tensor>>> rows,
@@ -127,6 +144,7 @@ class DynamicBatcherImpl final : public DynamicBatcher {
   // on Stop.
   absl::CondVar work_cv_;
   RequestQueue queue_ ABSL_GUARDED_BY(mu_);
+  absl::Time last_interactive_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 };
 
@@ -162,7 +180,11 @@ absl::Status DynamicBatcherImpl::Enqueue(std::unique_ptr<SegmentTask> task) {
     return absl::ResourceExhaustedError(absl::StrCat(
         options_.name, " queue is full (", options_.max_queue_size, ")"));
   }
-  queue_.Push(std::move(task), absl::Now());
+  const absl::Time now = absl::Now();
+  if (task->request->priority() == Priority::kInteractive) {
+    last_interactive_ = now;
+  }
+  queue_.Push(std::move(task), now);
   work_cv_.Signal();
   return absl::OkStatus();
 }
@@ -199,8 +221,9 @@ DynamicBatcherImpl::Work DynamicBatcherImpl::NextWork() {
   while (true) {
     const absl::Time now = absl::Now();
     queue_.RemoveDead(now, &work.dropped);
-    if (const int size = ReadyBatchSize(now); size > 0) {
-      work.batch = queue_.PopBatch(size);
+    const Plan plan = PlanBatch(now);
+    if (plan.size > 0) {
+      work.batch = queue_.PopBatch(plan.size);
       if (!queue_.empty()) work_cv_.Signal();
       return work;
     }
@@ -209,36 +232,41 @@ DynamicBatcherImpl::Work DynamicBatcherImpl::NextWork() {
       return work;
     }
     if (!work.dropped.empty()) return work;
-    WaitForWork(now);
+    if (queue_.empty()) {
+      work_cv_.Wait(&mu_);
+    } else {
+      work_cv_.WaitWithDeadline(
+          &mu_,
+          std::min({plan.wake, queue_.EarliestDeadline(), now + kMaxIdleWait}));
+    }
   }
 }
 
-void DynamicBatcherImpl::WaitForWork(absl::Time now) {
-  if (queue_.empty()) {
-    work_cv_.Wait(&mu_);
-    return;
+int DynamicBatcherImpl::BatchLimit(Priority priority, absl::Time now) const {
+  const int cap = options_.bulk_batch_size_under_interactive;
+  if (priority == Priority::kBulk && cap > 0 &&
+      now - last_interactive_ < options_.interactive_window) {
+    return cap;
   }
-  const absl::Time wake =
-      std::min({queue_.OldestEnqueueTime() + options_.max_queue_delay,
-                queue_.EarliestDeadline(), now + kMaxIdleWait});
-  work_cv_.WaitWithDeadline(&mu_, wake);
+  return options_.max_batch_size;
 }
 
-int DynamicBatcherImpl::ReadyBatchSize(absl::Time now) const {
-  const int64_t waiting = queue_.size();
-  if (waiting == 0) return 0;
-  if (stopping_ || waiting >= options_.max_batch_size) {
-    return static_cast<int>(
-        std::min<int64_t>(waiting, options_.max_batch_size));
+DynamicBatcherImpl::Plan DynamicBatcherImpl::PlanBatch(absl::Time now) const {
+  const Priority priority = queue_.NextClass();
+  const int64_t waiting = queue_.size(priority);
+  if (waiting == 0) return {};
+  const int limit = BatchLimit(priority, now);
+  if (stopping_ || waiting >= limit) {
+    return {.size = static_cast<int>(std::min<int64_t>(waiting, limit))};
   }
   const std::vector<int>& preferred = options_.preferred_batch_sizes;
   for (auto it = preferred.rbegin(); it != preferred.rend(); ++it) {
-    if (*it <= waiting) return *it;
+    if (*it <= waiting) return {.size = *it};
   }
-  if (now - queue_.OldestEnqueueTime() >= options_.max_queue_delay) {
-    return static_cast<int>(waiting);
-  }
-  return 0;
+  const absl::Time flush =
+      queue_.OldestEnqueueTime(priority) + options_.max_queue_delay;
+  if (now >= flush) return {.size = static_cast<int>(waiting)};
+  return {.wake = flush};
 }
 
 void DynamicBatcherImpl::RunBatch(int instance, Entries batch) {

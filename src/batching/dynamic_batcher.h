@@ -5,9 +5,10 @@
 // wait in one queue shared by the model's instances; each instance thread
 // takes the next batch when it reaches max_batch_size (or a preferred size),
 // or when its oldest segment has waited max_queue_delay. Interactive segments
-// go before bulk ones; within a class, requests are served round-robin so one
-// long request cannot starve short ones behind it. Segments of cancelled or
-// expired requests are dropped before they reach a batch.
+// go before bulk ones, a batch never mixes the two, and bulk batches shrink
+// while interactive traffic is live; within a class, requests are served
+// round-robin so one long request cannot starve short ones behind it. Segments
+// of cancelled or expired requests are dropped before they reach a batch.
 //
 // Thread-safety: thread-safe.
 
@@ -46,6 +47,12 @@ struct BatcherOptions {
   // Most waiting segments; Enqueue beyond it is RESOURCE_EXHAUSTED.
   // Default 4096.
   int max_queue_size = 4096;
+  // While interactive traffic is live (an interactive segment was queued
+  // within the last `interactive_window`), a batch of bulk segments holds at
+  // most this many, so that an interactive request arriving meanwhile waits
+  // behind a short batch rather than a full one. 0 (default): no cap.
+  int bulk_batch_size_under_interactive = 0;
+  absl::Duration interactive_window = absl::Seconds(1);
   // Shape every task's input must have (no batch axis); empty = not checked.
   std::vector<int64_t> input_shape;
   // Called after every batch from the instance thread that ran it; must be

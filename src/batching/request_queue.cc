@@ -15,15 +15,15 @@ void RequestQueue::Push(std::unique_ptr<SegmentTask> task,
     queue.turns.push_back(id);
   }
   it->second.segments.push_back(Entry{std::move(task), enqueue_time});
+  ++queue.size;
   ++size_;
 }
 
-absl::Time RequestQueue::OldestEnqueueTime() const {
+absl::Time RequestQueue::OldestEnqueueTime(Priority priority) const {
   absl::Time oldest = absl::InfiniteFuture();
-  for (const ClassQueue& queue : classes_) {
-    for (const auto& [id, request] : queue.requests) {
-      oldest = std::min(oldest, request.segments.front().enqueue_time);
-    }
+  for (const auto& [id, request] :
+       classes_[static_cast<int>(priority)].requests) {
+    oldest = std::min(oldest, request.segments.front().enqueue_time);
   }
   return oldest;
 }
@@ -46,10 +46,9 @@ void RequestQueue::RemoveDead(absl::Time now, std::vector<Dropped>* dropped) {
 
 std::vector<RequestQueue::Entry> RequestQueue::PopBatch(int max_size) {
   std::vector<Entry> batch;
-  batch.reserve(std::min<int64_t>(max_size, size_));
-  for (ClassQueue& queue : classes_) {
-    size_ -= PopFrom(queue, max_size, &batch);
-  }
+  ClassQueue& queue = classes_[static_cast<int>(NextClass())];
+  batch.reserve(std::min<int64_t>(max_size, queue.size));
+  size_ -= PopFrom(queue, max_size, &batch);
   return batch;
 }
 
@@ -70,6 +69,7 @@ int64_t RequestQueue::PopFrom(ClassQueue& queue, int max_size,
       queue.turns.push_back(id);
     }
   }
+  queue.size -= popped;
   return popped;
 }
 
@@ -93,6 +93,7 @@ int64_t RequestQueue::RemoveDeadFrom(ClassQueue& queue, absl::Time now,
       return !queue.requests.contains(id);
     });
   }
+  queue.size -= removed;
   return removed;
 }
 

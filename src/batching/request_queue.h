@@ -2,10 +2,12 @@
 #define AUDIOTAG_SRC_BATCHING_REQUEST_QUEUE_H_
 
 // The waiting room of the dynamic batcher: segments grouped by priority class
-// and, within a class, by request. PopBatch takes interactive segments before
-// bulk ones and, within a class, one segment per request in turn
+// and, within a class, by request. PopBatch takes segments of one class only,
+// interactive while any wait, and within it one segment per request in turn
 // (round-robin), so a request with thousands of queued segments cannot starve
 // a short request queued after it. The turn order persists across batches.
+// A batch never mixes classes: topping up an interactive batch with bulk
+// segments would make the interactive request wait for their compute.
 //
 // Requests are keyed by RequestControl::id(), which must be unique among the
 // requests in flight; the first segment's control block stands for its
@@ -47,9 +49,19 @@ class RequestQueue {
   // Segments waiting, over both classes.
   int64_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
+  // Segments waiting in one class.
+  int64_t size(Priority priority) const {
+    return classes_[static_cast<int>(priority)].size;
+  }
+  // The class PopBatch takes from next: interactive if any wait, else bulk.
+  Priority NextClass() const {
+    return size(Priority::kInteractive) > 0 ? Priority::kInteractive
+                                            : Priority::kBulk;
+  }
 
-  // When the oldest waiting segment was queued; InfiniteFuture() if empty.
-  absl::Time OldestEnqueueTime() const;
+  // When the oldest waiting segment of `priority` was queued;
+  // InfiniteFuture() if none waits.
+  absl::Time OldestEnqueueTime(Priority priority) const;
   // The earliest deadline of a request with waiting segments;
   // InfiniteFuture() if none.
   absl::Time EarliestDeadline() const;
@@ -58,8 +70,8 @@ class RequestQueue {
   // deadline at `now`, appending them to `dropped`.
   void RemoveDead(absl::Time now, std::vector<Dropped>* dropped);
 
-  // Removes and returns up to `max_size` segments: interactive first, then
-  // bulk, round-robin over requests within each class.
+  // Removes and returns up to `max_size` segments of NextClass(),
+  // round-robin over its requests.
   std::vector<Entry> PopBatch(int max_size);
 
  private:
@@ -72,11 +84,12 @@ class RequestQueue {
   struct ClassQueue {
     std::unordered_map<uint64_t, PerRequest> requests;
     std::deque<uint64_t> turns;
+    int64_t size = 0;  // segments over all its requests
   };
 
   static constexpr int kNumClasses = 2;
 
-  // Both return how many segments they removed.
+  // Both return how many segments they removed and keep queue.size.
   static int64_t PopFrom(ClassQueue& queue, int max_size,
                          std::vector<Entry>* batch);
   static int64_t RemoveDeadFrom(ClassQueue& queue, absl::Time now,

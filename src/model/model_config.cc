@@ -1,5 +1,6 @@
 #include "src/model/model_config.h"
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -205,6 +206,16 @@ absl::Status NormalizeBatching(v1::BatchingConfig* b) {
   if (b->max_queue_delay_us() < 0) {
     return Invalid("batching.max_queue_delay_us",
                    absl::StrCat("must be >= 0, got ", b->max_queue_delay_us()));
+  }
+  if (!b->has_bulk_batch_size_under_interactive()) {
+    b->set_bulk_batch_size_under_interactive(
+        std::max(1, b->max_batch_size() / 4));
+  }
+  if (b->bulk_batch_size_under_interactive() < 1 ||
+      b->bulk_batch_size_under_interactive() > b->max_batch_size()) {
+    return Invalid("batching.bulk_batch_size_under_interactive",
+                   absl::StrCat("must be in 1..", b->max_batch_size(), ", got ",
+                                b->bulk_batch_size_under_interactive()));
   }
   if (b->max_queue_size() == 0) b->set_max_queue_size(kDefaultMaxQueueSize);
   if (b->max_queue_size() < 0) {

@@ -101,6 +101,8 @@ BatcherOptions MakeBatcherOptions(const v1::ModelConfig& config,
   options.max_queue_delay =
       absl::Microseconds(config.batching().max_queue_delay_us());
   options.max_queue_size = config.batching().max_queue_size();
+  options.bulk_batch_size_under_interactive =
+      config.batching().bulk_batch_size_under_interactive();
   options.input_shape = input_shape;
   return options;
 }

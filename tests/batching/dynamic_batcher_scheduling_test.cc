@@ -103,7 +103,7 @@ TEST(DynamicBatcher, ServesInteractiveBeforeBulk) {
                           ElementsAre(2, 2, 2, 2), ElementsAre(1, 1, 1, 1)));
 }
 
-TEST(DynamicBatcher, TopsUpInteractiveBatchWithBulk) {
+TEST(DynamicBatcher, NeverTopsUpInteractiveBatchWithBulk) {
   BlockedBatcher blocked(Options(4, absl::ZeroDuration()));
   EnqueueSegments(blocked.batcher(), blocked.results(),
                   Request(1, Priority::kBulk), 0, 4);
@@ -113,7 +113,38 @@ TEST(DynamicBatcher, TopsUpInteractiveBatchWithBulk) {
   ASSERT_TRUE(blocked.results().WaitForCalls(7));
   EXPECT_THAT(BatchRequests(blocked.model()),
               ElementsAre(ElementsAre(BlockedBatcher::kBlocker),
-                          ElementsAre(2, 2, 1, 1), ElementsAre(1, 1)));
+                          ElementsAre(2, 2), ElementsAre(1, 1, 1, 1)));
+}
+
+// The blocker is an interactive request, so interactive traffic is live
+// while the bulk segments wait.
+TEST(DynamicBatcher, ShrinksBulkBatchesWhileInteractiveTrafficIsLive) {
+  BatcherOptions options = Options(4, absl::ZeroDuration());
+  options.bulk_batch_size_under_interactive = 2;
+  options.interactive_window = absl::Hours(1);
+  BlockedBatcher blocked(options);
+  EnqueueSegments(blocked.batcher(), blocked.results(),
+                  Request(1, Priority::kBulk), 0, 5);
+  blocked.model().OpenGate();
+  ASSERT_TRUE(blocked.results().WaitForCalls(6));
+  EXPECT_THAT(
+      BatchRequests(blocked.model()),
+      ElementsAre(ElementsAre(BlockedBatcher::kBlocker), ElementsAre(1, 1),
+                  ElementsAre(1, 1), ElementsAre(1)));
+}
+
+TEST(DynamicBatcher, FullBulkBatchesOnceInteractiveTrafficIsOver) {
+  BatcherOptions options = Options(4, absl::ZeroDuration());
+  options.bulk_batch_size_under_interactive = 2;
+  options.interactive_window = absl::ZeroDuration();
+  BlockedBatcher blocked(options);
+  EnqueueSegments(blocked.batcher(), blocked.results(),
+                  Request(1, Priority::kBulk), 0, 5);
+  blocked.model().OpenGate();
+  ASSERT_TRUE(blocked.results().WaitForCalls(6));
+  EXPECT_THAT(BatchRequests(blocked.model()),
+              ElementsAre(ElementsAre(BlockedBatcher::kBlocker),
+                          ElementsAre(1, 1, 1, 1), ElementsAre(1)));
 }
 
 TEST(DynamicBatcher, SmallRequestIsNotStarvedByHugeOne) {

@@ -74,6 +74,14 @@ TEST(DynamicBatcher, CreateRejectsBadOptions) {
   options = Options(8, kForever);
   options.max_queue_size = 0;
   EXPECT_EQ(create(options), kInvalid);
+  options = Options(8, kForever);
+  options.bulk_batch_size_under_interactive = 9;
+  EXPECT_EQ(create(options), kInvalid);
+  options.bulk_batch_size_under_interactive = -1;
+  EXPECT_EQ(create(options), kInvalid);
+  options.bulk_batch_size_under_interactive = 8;
+  options.interactive_window = -absl::Seconds(1);
+  EXPECT_EQ(create(options), kInvalid);
   EXPECT_EQ(create(Options(8, -absl::Milliseconds(1))), kInvalid);
   EXPECT_EQ(create(Options(8, kForever), 0), kInvalid);
   std::vector<std::unique_ptr<BatchRunner>> null_runner(1);

@@ -44,11 +44,16 @@ class RequestQueueTest : public ::testing::Test {
   std::map<uint64_t, int64_t> next_index_;
 };
 
-TEST_F(RequestQueueTest, PopsInteractiveBeforeBulk) {
+TEST_F(RequestQueueTest, PopsInteractiveBeforeBulkAndNeverMixesThem) {
   Push(Request(1, Priority::kBulk), 2);
   Push(Request(2, Priority::kInteractive), 2);
-  EXPECT_THAT(Pop(3), ElementsAre(Pair(2, 0), Pair(2, 1), Pair(1, 0)));
-  EXPECT_EQ(queue_.size(), 1);
+  EXPECT_EQ(queue_.NextClass(), Priority::kInteractive);
+  EXPECT_EQ(queue_.size(Priority::kInteractive), 2);
+  EXPECT_EQ(queue_.size(Priority::kBulk), 2);
+  EXPECT_THAT(Pop(3), ElementsAre(Pair(2, 0), Pair(2, 1)));
+  EXPECT_EQ(queue_.NextClass(), Priority::kBulk);
+  EXPECT_THAT(Pop(3), ElementsAre(Pair(1, 0), Pair(1, 1)));
+  EXPECT_EQ(queue_.size(), 0);
 }
 
 TEST_F(RequestQueueTest, RoundRobinsOverRequestsInAClass) {
@@ -93,16 +98,25 @@ TEST_F(RequestQueueTest, RemovesCancelledAndExpiredRequests) {
 }
 
 TEST_F(RequestQueueTest, TracksOldestSegmentAndEarliestDeadline) {
-  EXPECT_EQ(queue_.OldestEnqueueTime(), absl::InfiniteFuture());
+  EXPECT_EQ(queue_.OldestEnqueueTime(Priority::kBulk), absl::InfiniteFuture());
   EXPECT_EQ(queue_.EarliestDeadline(), absl::InfiniteFuture());
   auto a = Request(1, Priority::kBulk, kT0 + absl::Seconds(5));
   auto b = Request(2, Priority::kInteractive, kT0 + absl::Seconds(9));
   Push(a, 1, kT0);
   Push(b, 1, kT0 + absl::Seconds(1));
-  EXPECT_EQ(queue_.OldestEnqueueTime(), kT0);
+  Push(b, 1, kT0 + absl::Seconds(2));
+  EXPECT_EQ(queue_.OldestEnqueueTime(Priority::kBulk), kT0);
+  EXPECT_EQ(queue_.OldestEnqueueTime(Priority::kInteractive),
+            kT0 + absl::Seconds(1));
   EXPECT_EQ(queue_.EarliestDeadline(), kT0 + absl::Seconds(5));
+  Pop(1);
+  EXPECT_EQ(queue_.OldestEnqueueTime(Priority::kInteractive),
+            kT0 + absl::Seconds(2));
   Pop(2);
-  EXPECT_EQ(queue_.OldestEnqueueTime(), absl::InfiniteFuture());
+  Pop(2);
+  EXPECT_EQ(queue_.OldestEnqueueTime(Priority::kBulk), absl::InfiniteFuture());
+  EXPECT_EQ(queue_.OldestEnqueueTime(Priority::kInteractive),
+            absl::InfiniteFuture());
 }
 
 }  // namespace

@@ -83,6 +83,7 @@ TEST(NormalizeModelConfig, FillsDefaults) {
   EXPECT_EQ(config.batching().max_batch_size(), 8);
   EXPECT_EQ(config.batching().max_queue_delay_us(), 2000);
   EXPECT_EQ(config.batching().max_queue_size(), 4096);
+  EXPECT_EQ(config.batching().bulk_batch_size_under_interactive(), 2);
   EXPECT_EQ(config.instances().count(), 1);
   EXPECT_EQ(config.instances().device(), "cpu");
   EXPECT_EQ(config.warmup_batches(), 1);
@@ -94,7 +95,12 @@ TEST(NormalizeModelConfig, KeepsExplicitValues) {
   v1::ModelConfig config = Minimal(R"pb(
     name: "m"
     segment { hop_samples: 8000 }
-    batching { max_batch_size: 4 max_queue_delay_us: 0 max_queue_size: 10 }
+    batching {
+      max_batch_size: 4
+      max_queue_delay_us: 0
+      max_queue_size: 10
+      bulk_batch_size_under_interactive: 4
+    }
     instances { count: 2 device: "cuda:1" }
     warmup_batches: 0
   )pb");
@@ -103,6 +109,7 @@ TEST(NormalizeModelConfig, KeepsExplicitValues) {
   EXPECT_EQ(config.batching().max_batch_size(), 4);
   EXPECT_EQ(config.batching().max_queue_delay_us(), 0);
   EXPECT_EQ(config.batching().max_queue_size(), 10);
+  EXPECT_EQ(config.batching().bulk_batch_size_under_interactive(), 4);
   EXPECT_EQ(config.instances().count(), 2);
   EXPECT_EQ(config.instances().device(), "cuda:1");
   EXPECT_EQ(config.warmup_batches(), 0);
@@ -177,6 +184,11 @@ INSTANTIATE_TEST_SUITE_P(
                     "batching.max_queue_delay_us"},
         InvalidCase{"batching { max_queue_size: -1 }",
                     "batching.max_queue_size"},
+        InvalidCase{"batching { bulk_batch_size_under_interactive: 0 }",
+                    "batching.bulk_batch_size_under_interactive"},
+        InvalidCase{"batching { max_batch_size: 4 "
+                    "bulk_batch_size_under_interactive: 5 }",
+                    "batching.bulk_batch_size_under_interactive"},
         InvalidCase{"instances { count: -1 }", "instances.count"},
         InvalidCase{"instances { device: \"gpu\" }", "instances.device"},
         InvalidCase{"instances { device: \"cuda:x\" }", "instances.device"},
