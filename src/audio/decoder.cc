@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/string_view.h"
 #include "src/audio/ffmpeg_util.h"
 #include "src/audio/memory_io.h"
 #include "src/audio/mono_resampler.h"
@@ -32,6 +33,9 @@ constexpr int64_t kMaxStreams = 64;
 // look at, to learn the streams' parameters.
 constexpr const char* kProbeSizeBytes = "5000000";
 constexpr const char* kAnalyzeDurationMicros = "5000000";
+// How much of a WAV's PCM payload libavformat sniffs for compressed audio
+// wrapped as PCM (its smallest allowed probesize; see OpenInput).
+constexpr int64_t kWavPayloadProbeBytes = 32;
 
 absl::Status ValidateRequest(absl::string_view bytes,
                              absl::Span<const int> output_rates,
@@ -105,6 +109,14 @@ absl::StatusOr<FormatContextPtr> OpenInput(AVIOContext* io) {
         AvErrorString(err)));
   }
   FormatContextPtr format(raw);
+  // The WAV demuxer marks 16-bit PCM streams for content probing (DTS, AC-3
+  // or MP3 stored as PCM): every codec prober re-runs on up to 32 packets,
+  // about 1.7 ms per upload, most of the cost of a short clip. With the
+  // container already identified, a tiny probesize ends that after one look
+  // at the first packet, where such a payload's sync words are.
+  if (absl::string_view(format->iformat->name) == "wav") {
+    format->probesize = kWavPayloadProbeBytes;
+  }
   // Missing details are tolerated here as the ffmpeg CLI does; a stream that
   // stays unusable is caught when it is validated.
   avformat_find_stream_info(format.get(), nullptr);
