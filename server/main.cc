@@ -44,8 +44,9 @@ ABSL_FLAG(int, max_message_bytes, 64 << 20,
 ABSL_FLAG(int, analysis_threads, 32,
           "Requests analyzed at once (decode, segmenting, waiting on batches);"
           " more wait in a queue.");
-ABSL_FLAG(int, max_in_flight_segments, 256,
-          "Most segments of one request queued per model at a time.");
+ABSL_FLAG(int, max_in_flight_segments, 64,
+          "Most segments of one request queued per model at a time; keep "
+          "analysis_threads x this under the models' max_queue_size.");
 ABSL_FLAG(double, poll_interval_seconds, 0,
           "How often to rescan the model repository; 0 disables.");
 ABSL_FLAG(int, intra_op_threads, 0,

@@ -32,8 +32,10 @@ namespace audiotag {
 
 struct AnalyzerOptions {
   DecoderOptions decoder;
-  // Most segments of one request queued or running per model. Default 256.
-  int max_in_flight_segments = 256;
+  // Most segments of one request queued or running per model. Default 64:
+  // two batches of the largest usual max_batch_size, and 32 requests' worth
+  // (the server's default analysis threads) fit the default queue of 4096.
+  int max_in_flight_segments = 64;
 };
 
 class Analyzer {
