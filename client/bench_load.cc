@@ -68,6 +68,11 @@ class LoadGenerator {
                      : absl::InfiniteFuture();
     }
     Drain(deadline);
+    // Done may still be on its way out (unlocking mu_, deleting its call)
+    // when Drain sees the last call leave; `this` must outlive it.
+    while (callbacks_running_.load(std::memory_order_acquire) > 0) {
+      absl::SleepFor(absl::Milliseconds(1));
+    }
     absl::MutexLock lock(&mu_);
     result_.elapsed = last_done_ - start_;
     *result = std::move(result_);
@@ -91,25 +96,30 @@ class LoadGenerator {
   void Send() {
     const int64_t n = sequence_.fetch_add(1);
     const v1::AnalyzeRequest& request = requests_[n % requests_.size()];
-    auto* call = new Call;
+    auto call = std::make_unique<Call>();
     if (load_.timeout > absl::ZeroDuration()) {
       call->context.set_deadline(
           absl::ToChronoTime(absl::Now() + load_.timeout));
     }
     {
       absl::MutexLock lock(&mu_);
-      in_flight_.insert(call);
       if (reserved_ > 0) --reserved_;
+      // Drain has cancelled the calls in flight; a virtual client that
+      // decided to go on just before must not start one it would miss.
+      if (cancelled_all_) return;
+      in_flight_.insert(call.get());
       ++result_.started;
     }
     call->start = absl::Now();
+    Call* raw = call.release();  // deleted by Done
     stubs_[n % stubs_.size()]->async()->Analyze(
-        &call->context, &request, &call->response,
-        [this, call](grpc::Status status) { Done(call, status); });
+        &raw->context, &request, &raw->response,
+        [this, raw](grpc::Status status) { Done(raw, status); });
   }
 
   // Runs on a gRPC thread.
   void Done(Call* call, const grpc::Status& status) {
+    callbacks_running_.fetch_add(1, std::memory_order_relaxed);
     const absl::Time now = absl::Now();
     const auto code = static_cast<absl::StatusCode>(status.error_code());
     // Closed loop: this virtual client sends its next request. Decided before
@@ -138,6 +148,8 @@ class LoadGenerator {
     }
     delete call;
     if (again) Send();
+    // The last touch of `this`: Run may destroy the generator after it.
+    callbacks_running_.fetch_sub(1, std::memory_order_release);
   }
 
   void RunOpenLoop() {
@@ -160,6 +172,7 @@ class LoadGenerator {
     absl::MutexLock lock(&mu_);
     if (mu_.AwaitWithDeadline(absl::Condition(&idle), deadline)) return;
     stopping_.store(true);
+    cancelled_all_ = true;
     for (Call* call : in_flight_) call->context.TryCancel();
     mu_.Await(absl::Condition(&idle));
   }
@@ -176,6 +189,9 @@ class LoadGenerator {
   std::set<Call*> in_flight_ ABSL_GUARDED_BY(mu_);
   // Closed loop: calls decided on in Done but not yet in in_flight_.
   int64_t reserved_ ABSL_GUARDED_BY(mu_) = 0;
+  bool cancelled_all_ ABSL_GUARDED_BY(mu_) = false;
+  // Done callbacks that have started and not yet returned.
+  std::atomic<int> callbacks_running_{0};
   LoadResult result_ ABSL_GUARDED_BY(mu_);
   absl::Time last_done_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 };
