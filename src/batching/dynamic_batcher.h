@@ -52,7 +52,7 @@ struct BatcherOptions {
   // most this many, so that an interactive request arriving meanwhile waits
   // behind a short batch rather than a full one. 0 (default): no cap.
   int bulk_batch_size_under_interactive = 0;
-  absl::Duration interactive_window = absl::Seconds(1);
+  absl::Duration interactive_window = absl::Seconds(10);
   // Shape every task's input must have (no batch axis); empty = not checked.
   std::vector<int64_t> input_shape;
   // Called after every batch from the instance thread that ran it; must be

@@ -24,6 +24,7 @@ constexpr int kMaxSampleRate = 384000;
 constexpr int kDefaultMaxBatchSize = 8;
 constexpr int64_t kDefaultMaxQueueDelayUs = 2000;
 constexpr int kDefaultMaxQueueSize = 4096;
+constexpr int64_t kDefaultInteractiveWindowMs = 10000;
 constexpr int kMaxInstances = 64;
 constexpr char kDefaultLabelsFile[] = "labels.txt";
 
@@ -209,13 +210,21 @@ absl::Status NormalizeBatching(v1::BatchingConfig* b) {
   }
   if (!b->has_bulk_batch_size_under_interactive()) {
     b->set_bulk_batch_size_under_interactive(
-        std::max(1, b->max_batch_size() / 4));
+        std::max(1, b->max_batch_size() / 8));
   }
   if (b->bulk_batch_size_under_interactive() < 1 ||
       b->bulk_batch_size_under_interactive() > b->max_batch_size()) {
     return Invalid("batching.bulk_batch_size_under_interactive",
                    absl::StrCat("must be in 1..", b->max_batch_size(), ", got ",
                                 b->bulk_batch_size_under_interactive()));
+  }
+  if (!b->has_interactive_window_ms()) {
+    b->set_interactive_window_ms(kDefaultInteractiveWindowMs);
+  }
+  if (b->interactive_window_ms() < 0) {
+    return Invalid(
+        "batching.interactive_window_ms",
+        absl::StrCat("must be >= 0, got ", b->interactive_window_ms()));
   }
   if (b->max_queue_size() == 0) b->set_max_queue_size(kDefaultMaxQueueSize);
   if (b->max_queue_size() < 0) {

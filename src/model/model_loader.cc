@@ -103,6 +103,8 @@ BatcherOptions MakeBatcherOptions(const v1::ModelConfig& config,
   options.max_queue_size = config.batching().max_queue_size();
   options.bulk_batch_size_under_interactive =
       config.batching().bulk_batch_size_under_interactive();
+  options.interactive_window =
+      absl::Milliseconds(config.batching().interactive_window_ms());
   options.input_shape = input_shape;
   return options;
 }

@@ -83,7 +83,8 @@ TEST(NormalizeModelConfig, FillsDefaults) {
   EXPECT_EQ(config.batching().max_batch_size(), 8);
   EXPECT_EQ(config.batching().max_queue_delay_us(), 2000);
   EXPECT_EQ(config.batching().max_queue_size(), 4096);
-  EXPECT_EQ(config.batching().bulk_batch_size_under_interactive(), 2);
+  EXPECT_EQ(config.batching().bulk_batch_size_under_interactive(), 1);
+  EXPECT_EQ(config.batching().interactive_window_ms(), 10000);
   EXPECT_EQ(config.instances().count(), 1);
   EXPECT_EQ(config.instances().device(), "cpu");
   EXPECT_EQ(config.warmup_batches(), 1);
@@ -100,6 +101,7 @@ TEST(NormalizeModelConfig, KeepsExplicitValues) {
       max_queue_delay_us: 0
       max_queue_size: 10
       bulk_batch_size_under_interactive: 4
+      interactive_window_ms: 0
     }
     instances { count: 2 device: "cuda:1" }
     warmup_batches: 0
@@ -110,6 +112,7 @@ TEST(NormalizeModelConfig, KeepsExplicitValues) {
   EXPECT_EQ(config.batching().max_queue_delay_us(), 0);
   EXPECT_EQ(config.batching().max_queue_size(), 10);
   EXPECT_EQ(config.batching().bulk_batch_size_under_interactive(), 4);
+  EXPECT_EQ(config.batching().interactive_window_ms(), 0);
   EXPECT_EQ(config.instances().count(), 2);
   EXPECT_EQ(config.instances().device(), "cuda:1");
   EXPECT_EQ(config.warmup_batches(), 0);
@@ -189,6 +192,8 @@ INSTANTIATE_TEST_SUITE_P(
         InvalidCase{"batching { max_batch_size: 4 "
                     "bulk_batch_size_under_interactive: 5 }",
                     "batching.bulk_batch_size_under_interactive"},
+        InvalidCase{"batching { interactive_window_ms: -1 }",
+                    "batching.interactive_window_ms"},
         InvalidCase{"instances { count: -1 }", "instances.count"},
         InvalidCase{"instances { device: \"gpu\" }", "instances.device"},
         InvalidCase{"instances { device: \"cuda:x\" }", "instances.device"},
