@@ -17,8 +17,11 @@ Rows:
 A closed-loop cell sends for --cell_seconds, then waits for the calls in
 flight; it always runs at least one full wave (`concurrency` requests), so a
 cell costs about max(cell_seconds, concurrency x segments per clip / rate).
-Cells whose wave would take longer than --max_cell_seconds at the ceiling are
-skipped and listed as such.
+A cell whose wave would take longer than --max_cell_seconds runs as a window
+instead (--window_seconds of load, then cancelled) and reports what the
+server computed, from its batch-size histogram, without latencies. The bare
+ceiling is timed again after every server cell; each row's "x ceiling" uses
+the mean of the timings just before and after it.
 """
 
 import argparse
@@ -191,47 +194,117 @@ def write_models(args, probe, max_batch):
         config = os.path.join(folder, "config.pbtxt")
         text = re.sub(r"max_batch_size: \d+", "max_batch_size: %d" % size,
                       open(config).read())
+        if args.bulk_batch_size_under_interactive and size > 1:
+            text = text.replace(
+                "max_batch_size: %d" % size,
+                "max_batch_size: %d bulk_batch_size_under_interactive: %d" %
+                (size, min(size, args.bulk_batch_size_under_interactive)))
         open(config, "w").write(text)
         repos.append(os.path.dirname(folder))
     return repos
 
 
-def ceiling(args, model_dir, sizes=None):
+def ceiling(args, model_dir, sizes=None, min_seconds=None):
     sizes = sizes or ("1,2,4,8" if args.quick else "1,2,4,8,16,32,64")
+    if min_seconds is None:
+        min_seconds = 0.3 if args.quick else 3
     cmd = [os.path.join(args.bin, "audiotag_forward_bench"),
            "--model_dir=" + model_dir, "--batch_sizes=" + sizes,
-           "--min_seconds=%g" % (0.3 if args.quick else 3), "--format=json"]
+           "--min_seconds=%g" % min_seconds, "--format=json"]
     cmd += [f for f in args.server_flag if f.startswith("--intra_op_threads")]
     log("  $", " ".join(cmd))
     return json.loads(subprocess.check_output(cmd, text=True))
 
 
-def saturation(args, server, ceiling_sps, label, out):
-    """Closed-loop cells; returns {(clip, concurrency): result}."""
+class LocalCeiling:
+    """The bare-forward ceiling, timed again around every server cell.
+
+    Shared machines drift (this one by +-15% within minutes), so each cell's
+    "x ceiling" divides by the mean of the ceiling timed just before and just
+    after it, not by one number from the start of the run.
+    """
+
+    def __init__(self, args, model_dir, batch, first_sps):
+        self.args, self.model_dir, self.batch = args, model_dir, batch
+        self.last = first_sps
+        self.all = [first_sps]
+
+    def measure(self):
+        sps = ceiling(self.args, self.model_dir, str(self.batch),
+                      min_seconds=1 if self.args.quick else 3)[
+                          "best_segments_per_second"]
+        self.all.append(sps)
+        self.last = sps
+        return sps
+
+    def around(self, run):
+        """Runs run(); returns (its result, the mean ceiling around it)."""
+        before = self.last
+        result = run()
+        return result, (before + self.measure()) / 2
+
+
+def server_sps(r):
+    """Segments per second the server computed during a run, from its
+    Prometheus batch-size histogram (counts segments of calls still in
+    flight, unlike the replies); None without the metrics endpoint."""
+    h = (r.get("batch_sizes") or {}).get(MODEL)
+    if not h or r["elapsed_seconds"] <= 0:
+        return None
+    return h["batches"] * h["mean"] / r["elapsed_seconds"]
+
+
+def saturation(args, server, ceil, label, out):
+    """Closed-loop cells; returns {(clip, concurrency): result}.
+
+    A cell whose first wave would take longer than --max_cell_seconds runs
+    as a window instead: --window_seconds of load, then the calls in flight
+    are cancelled, and its throughput is what the server computed in the
+    window (its batch-size histogram). Such a cell has no latencies: none of
+    its requests could finish.
+    """
     results = {}
     # What this server has shown it can do; the ceiling until measured.
-    rate = ceiling_sps
+    rate = ceil.last
     for clip in args.clips:
         for c in args.concurrency:
             wave = c * segments_in(clip)
             est = wave / rate
             if est > args.max_cell_seconds:
-                out.append(row([label, "%gs" % clip, "c=%d" % c,
-                                "skipped: one wave is %d segments, ~%.0f s at "
-                                "%.1f segments/s" % (wave, est, rate), "-", "-",
-                                "-", "-", "-", "-", "-"]))
+                r, local = None, None
+                if server.metrics_url:
+                    r, local = ceil.around(lambda: bench(
+                        args, server, clip,
+                        ["--concurrency=%d" % c,
+                         "--duration_seconds=%g" % args.window_seconds,
+                         "--drain_seconds=0"]))
+                sps = server_sps(r) if r else None
+                if sps is None:
+                    out.append(row([label, "%gs" % clip, "c=%d" % c,
+                                    "skipped: one wave is %d segments, ~%.0f s "
+                                    "at %.1f segments/s" % (wave, est, rate),
+                                    "-", "-", "-", "-", "-", "-", "-"]))
+                else:
+                    out.append(row([
+                        label, "%gs" % clip,
+                        "c=%d, %g s window" % (c, args.window_seconds),
+                        "%.2f" % sps, "%.2f" % (sps / local), "-", "-",
+                        "-", "-", mean_batch(r),
+                        "- (a wave is %d segments, ~%.0f s: latency not "
+                        "measured)" % (wave, est)]))
                 log("   ", out[-1])
                 continue
-            r = bench(args, server, clip,
-                      ["--concurrency=%d" % c,
-                       "--duration_seconds=%g" % args.cell_seconds])
+            r, local = ceil.around(lambda: bench(
+                args, server, clip,
+                ["--concurrency=%d" % c,
+                 "--duration_seconds=%g" % args.cell_seconds]))
             results[(clip, c)] = r
             if r["segments_per_second"] > 0:
                 rate = r["segments_per_second"]
             lat = r["latency_seconds"]
             out.append(row([label, "%gs" % clip, "c=%d" % c,
                             "%.2f" % r["segments_per_second"],
-                            "%.2f" % (r["segments_per_second"] / ceiling_sps),
+                            "%.2f" % (r["segments_per_second"] / local),
                             "%.2f" % r["requests_per_second"], ms(lat["p50"]),
                             ms(lat["p95"]), ms(lat["p99"]), mean_batch(r),
                             failed(r)]))
@@ -247,12 +320,22 @@ def main():
     p.add_argument("--out", default="")
     p.add_argument("--cell_seconds", type=float, default=15)
     p.add_argument("--max_cell_seconds", type=float, default=90)
+    p.add_argument("--window_seconds", type=float, default=30,
+                   help="load time of a cell longer than --max_cell_seconds")
     p.add_argument("--max_queue_delay_us", type=int, default=2000)
     p.add_argument("--server_flag", action="append", default=[],
                    help="extra audiotag-server flag (repeatable)")
     p.add_argument("--server_bin", default=os.environ.get(
         "AUDIOTAG_SERVER_BIN", ""), help="default BUILD_DIR/bin/audiotag-server")
     p.add_argument("--keep", action="store_true", help="keep the temp folder")
+    p.add_argument("--interactive_seconds", type=float, default=60,
+                   help="length of each interactive run (row 5); p99 is a "
+                   "percentile, not the maximum, from about 100 requests on")
+    p.add_argument("--only_interactive", action="store_true",
+                   help="only the ceiling and row 5")
+    p.add_argument("--bulk_batch_size_under_interactive", type=int, default=0,
+                   help="set it in the batched model's config (default: "
+                   "the config's default)")
     args = p.parse_args()
 
     args.bin = os.path.join(os.path.abspath(args.build_dir), "bin")
@@ -269,6 +352,7 @@ def main():
         args.size, args.cell_seconds = "tiny", 2
         args.clips, args.concurrency = [1, 10], [8]
         args.open_clip, args.open_seconds = 1, 2
+        args.interactive_seconds = 2
     else:
         args.size = "full"
         args.clips, args.concurrency = [1, 10, 180], [8, 32, 128]
@@ -291,7 +375,16 @@ def main():
              "--max_queue_delay_us", str(args.max_queue_delay_us)],
             stdout=sys.stderr)
         ceil = ceiling(args, os.path.join(probe, MODEL))
-        best, best_sps = ceil["best_batch"], ceil["best_segments_per_second"]
+        # The smallest batch within 5% of the fastest: sizes past the knee
+        # differ by less than the machine's noise, and a smaller batch is
+        # one concurrent clients can fill.
+        top = max(pt["segments_per_second"] for pt in ceil["points"])
+        knee = min((pt for pt in ceil["points"]
+                    if pt["segments_per_second"] >= 0.95 * top),
+                   key=lambda pt: pt["batch"])
+        best, best_sps = knee["batch"], knee["segments_per_second"]
+        local_ceiling = LocalCeiling(args, os.path.join(probe, MODEL), best,
+                                     best_sps)
         max_batch = min(64, max(8, best))
         batched_repo, unbatched_repo = write_models(
             args, os.path.join(probe, MODEL), max_batch)
@@ -300,7 +393,8 @@ def main():
                        "requests/s", "p50 ms", "p95 ms", "p99 ms",
                        "mean batch", "failed"]),
                   row(["---"] * 11)]
-        out.append(row(["bare forward ceiling", "-", "batch %d" % best,
+        out.append(row(["bare forward ceiling (smallest batch within 5% "
+                        "of the fastest)", "-", "batch %d" % best,
                         "%.2f" % best_sps, "1.00", "-", "-", "-", "-",
                         best, "-"]))
         for pt in ceil["points"]:
@@ -315,24 +409,26 @@ def main():
         server = Server(args, batched_repo, "batched")
         servers.append(server)
         metrics_note = server.metrics_note
-        sat = saturation(args, server, best_sps,
-                         "batched (max %d)" % max_batch, out)
-
-        log("== open loop")
-        sat_rps = max(r["requests_per_second"] for (clip, _), r in sat.items()
-                      if clip == args.open_clip)
-        for frac in (0.5, 0.8):
+        sat = {}
+        if not args.only_interactive:
+            sat = saturation(args, server, local_ceiling,
+                             "batched (max %d)" % max_batch, out)
+            log("== open loop")
+        sat_rps = max([r["requests_per_second"] for (clip, _), r in sat.items()
+                       if clip == args.open_clip] or [0])
+        for frac in (0.5, 0.8) if sat else ():
             rate = frac * sat_rps
             # A fixed interval offers exactly `frac` of saturation; a short
             # Poisson run's count can be 20% off.
-            r = bench(args, server, args.open_clip,
-                      ["--rate=%.4f" % rate, "--arrival=fixed",
-                       "--duration_seconds=%g" % args.open_seconds])
+            r, local = local_ceiling.around(lambda: bench(
+                args, server, args.open_clip,
+                ["--rate=%.4f" % rate, "--arrival=fixed",
+                 "--duration_seconds=%g" % args.open_seconds]))
             lat = r["latency_seconds"]
             out.append(row(["open loop %d%% of saturation" % (frac * 100),
                             "%gs" % args.open_clip, "%.2f req/s" % rate,
                             "%.2f" % r["segments_per_second"],
-                            "%.2f" % (r["segments_per_second"] / best_sps),
+                            "%.2f" % (r["segments_per_second"] / local),
                             "%.2f" % r["requests_per_second"], ms(lat["p50"]),
                             ms(lat["p95"]), ms(lat["p99"]), mean_batch(r),
                             failed(r)]))
@@ -340,12 +436,12 @@ def main():
 
         log("== interactive under bulk load")
         inter = ["--priority=interactive", "--concurrency=1",
-                 "--duration_seconds=%g" % args.open_seconds]
+                 "--duration_seconds=%g" % args.interactive_seconds]
         idle = bench(args, server, args.open_clip, inter)
         bulk_clip = 10 if args.quick else 180
         bulk = bench(args, server, bulk_clip,
                      ["--priority=bulk", "--concurrency=8",
-                      "--duration_seconds=%g" % (args.open_seconds + 5),
+                      "--duration_seconds=%g" % (args.interactive_seconds + 5),
                       "--drain_seconds=0"], background=True)
         time.sleep(2 if args.quick else 5)
         loaded = bench(args, server, args.open_clip, inter)
@@ -360,50 +456,55 @@ def main():
                             failed(r)]))
         ratio = (loaded["latency_seconds"]["p99"] /
                  max(idle["latency_seconds"]["p99"], 1e-9))
+        max_ratio = (loaded["latency_seconds"]["max"] /
+                     max(idle["latency_seconds"]["max"], 1e-9))
+        # No bulk call finishes in the window; the server's histogram counts
+        # what it computed for them: everything but the interactive segments.
+        bulk_sps = server_sps(bulk_r)
+        if bulk_sps is not None:
+            bulk_sps -= loaded["segments"] / bulk_r["elapsed_seconds"]
         out.append(row(["  bulk load during it", "%gs" % bulk_clip,
-                        "c=8, bulk", "%.2f" % bulk_r["segments_per_second"],
+                        "c=8, bulk",
+                        "%.2f" % bulk_sps if bulk_sps is not None else "n/a",
                         "-", "-", "-", "-", "-", mean_batch(bulk_r),
                         "%d (cancelled at the end)" % failed(bulk_r)]))
         out.append(row(["interactive p99 ratio loaded/idle (goal <= 1.5)", "-",
                         "-", "-", "-", "-", "-", "-", "%.2f" % ratio, "-",
-                        "-"]))
+                        "- (max: %.0f / %.0f ms = %.2f)" % (
+                            loaded["latency_seconds"]["max"] * 1e3,
+                            idle["latency_seconds"]["max"] * 1e3, max_ratio)]))
         server.stop()
         servers.remove(server)
 
         # 3. Batching disabled.
-        log("== saturation, batching disabled")
-        server = Server(args, unbatched_repo, "unbatched")
-        servers.append(server)
-        saturation(args, server, best_sps, "batching disabled (max 1)", out)
-        server.stop()
-        servers.remove(server)
+        if not args.only_interactive:
+            log("== saturation, batching disabled")
+            server = Server(args, unbatched_repo, "unbatched")
+            servers.append(server)
+            saturation(args, server, local_ceiling,
+                       "batching disabled (max 1)", out)
+            server.stop()
+            servers.remove(server)
 
-        # The machine may be shared: time the ceiling again and divide by the
-        # better of the two, so "x ceiling" never flatters the server.
-        log("== bare forward ceiling, again")
-        again = ceiling(args, os.path.join(probe, MODEL), str(best))
-        again_sps = again["best_segments_per_second"]
-        out.append(row(["bare forward ceiling, after the runs", "-",
-                        "batch %d" % best, "%.2f" % again_sps,
-                        "%.2f" % (again_sps / best_sps), "-", "-", "-", "-",
-                        best, "-"]))
-        denominator = max(best_sps, again_sps)
-        if denominator > best_sps:
-            for i, line in enumerate(out):
-                cells = line.split(" | ")
-                if cells[0].startswith(("| batched", "| batching", "| open")) \
-                        and len(cells) == 11 and cells[3][0].isdigit():
-                    cells[4] = "%.2f" % (float(cells[3]) / denominator)
-                    out[i] = " | ".join(cells)
+        timings = local_ceiling.all
+        out.append(row(["bare forward ceiling, timed around every cell", "-",
+                        "batch %d" % best,
+                        "%.2f to %.2f" % (min(timings), max(timings)),
+                        "%.2f to %.2f" % (min(timings) / best_sps,
+                                          max(timings) / best_sps),
+                        "-", "-", "-", "-", best,
+                        "- (%d timings)" % len(timings)]))
         batches = sat[next(iter(sat))]["batch_sizes_note"] if sat else ""
         if batches and metrics_note:
             batches += " (" + metrics_note + ")"
         text = "\n".join(header + out)
-        info = ("server %s; %s; model %s (%s, max_batch_size %d, max_queue_delay_us %d); "
-                "x ceiling divides by the better ceiling, %.2f segments/s; "
-                "%.0f s total; load average before/after: %s" %
+        info = ("server %s; %s; model %s (%s, max_batch_size %d, "
+                "max_queue_delay_us %d); x ceiling of a server row divides by "
+                "the mean of the bare-forward ceiling (batch %d) timed just "
+                "before and just after it; %.0f s total; load average "
+                "before/after: %s" %
                 (args.server_bin, platform_line(), MODEL, args.size, max_batch,
-                 args.max_queue_delay_us, denominator, time.time() - started,
+                 args.max_queue_delay_us, best, time.time() - started,
                  load_line()))
         if batches:
             info += "; batch sizes: " + batches
@@ -413,8 +514,8 @@ def main():
             f.write(report)
         log("written to", args.out)
         # The smoke test's assertion: the tools ran and measured something.
-        if best_sps <= 0 or not any(r["segments_per_second"] > 0
-                                    for r in sat.values()):
+        if best_sps <= 0 or (not args.only_interactive and not any(
+                r["segments_per_second"] > 0 for r in sat.values())):
             sys.exit("run-benchmarks: no throughput measured")
     finally:
         for s in servers:
