@@ -2,6 +2,8 @@
 // the models it writes load, serve and fail the way its documentation says.
 // Skipped where /usr/bin/python3 cannot import torch.
 
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -52,8 +54,10 @@ absl::StatusOr<std::vector<Tensor>> RunOne(const Model& model,
 class MakeTestModels : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    root_ =
-        new std::string(::testing::TempDir() + "/audiotag_make_test_models");
+    // CTest runs each test of this suite in its own process, in parallel:
+    // each needs its own folder.
+    root_ = new std::string(absl::StrCat(
+        ::testing::TempDir(), "/audiotag_make_test_models_", getpid()));
     std::filesystem::remove_all(*root_);
     if (std::system(
             absl::StrCat(kPython, " -c 'import torch' 2>/dev/null").c_str()) !=
@@ -73,6 +77,7 @@ class MakeTestModels : public ::testing::Test {
   static void TearDownTestSuite() {
     delete repository_;
     repository_ = nullptr;
+    std::filesystem::remove_all(*root_);
     delete root_;
   }
   void SetUp() override {
