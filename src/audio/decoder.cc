@@ -254,7 +254,7 @@ absl::StatusOr<AudioInfo> DecodeAudio(absl::string_view bytes,
                                       absl::Span<const int> output_rates,
                                       const DecoderOptions& options,
                                       const PcmSink& sink) {
-  audio_internal::SilenceFfmpegLogging();
+  audio_internal::ConfigureFfmpeg();
   RETURN_IF_ERROR(ValidateRequest(bytes, output_rates, options));
 
   audio_internal::MemoryReader reader(bytes);

@@ -7,6 +7,7 @@
 extern "C" {
 #include <libavutil/error.h>
 #include <libavutil/log.h>
+#include <libavutil/mem.h>
 }
 
 namespace audiotag::audio_internal {
@@ -27,9 +28,12 @@ absl::Status AvErrorToStatus(int errnum, absl::string_view what) {
   return absl::InvalidArgumentError(message);
 }
 
-void SilenceFfmpegLogging() {
+void ConfigureFfmpeg() {
   static std::once_flag once;
-  std::call_once(once, [] { av_log_set_level(AV_LOG_QUIET); });
+  std::call_once(once, [] {
+    av_log_set_level(AV_LOG_QUIET);
+    av_max_alloc(kMaxFfmpegAllocationBytes);
+  });
 }
 
 }  // namespace audiotag::audio_internal

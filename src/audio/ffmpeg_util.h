@@ -4,6 +4,7 @@
 // Owning smart pointers for the FFmpeg objects the decoder uses, and helpers
 // that turn FFmpeg error codes into absl::Status. Internal to src/audio.
 
+#include <cstddef>
 #include <memory>
 #include <string>
 
@@ -61,8 +62,16 @@ std::string AvErrorString(int errnum);
 // FFmpeg's reason.
 absl::Status AvErrorToStatus(int errnum, absl::string_view what);
 
-// Silences FFmpeg's own logging to stderr; safe to call many times.
-void SilenceFfmpegLogging();
+// The most one av_malloc may take (av_max_alloc), set by ConfigureFfmpeg.
+inline constexpr size_t kMaxFfmpegAllocationBytes = 64 << 20;
+
+// FFmpeg's process-wide settings, applied on the first call (safe to call
+// many times): its logging to stderr is silenced, and no single allocation
+// may exceed kMaxFfmpegAllocationBytes, so that sizes read out of an upload
+// fail with ENOMEM instead of touching gigabytes. (An 899-byte WAV whose
+// LIST chunk and INFO entry claim 2 GB made libavformat allocate and zero
+// 2 GB: the decoder fuzzer found it.)
+void ConfigureFfmpeg();
 
 }  // namespace audiotag::audio_internal
 

@@ -1,5 +1,7 @@
 #include "src/audio/decoder.h"
 
+#include <sys/resource.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -421,6 +423,33 @@ TEST(Decoder, RejectsAbsurdChannelCountAndRate) {
       HandMadeWav(1, 2000000, std::string(64000, '\0'), 64000), {16000}, {});
   EXPECT_EQ(fast.status().code(), absl::StatusCode::kInvalidArgument)
       << fast.status();
+}
+
+// Peak resident memory of this process so far, in bytes.
+int64_t PeakRssBytes() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<int64_t>(usage.ru_maxrss) * 1024;
+}
+
+// The decoder fuzzer's find, rebuilt by hand: a WAV header followed by a
+// LIST chunk that claims almost 4 GB, holding an INFO entry that claims
+// 2 GB. libavformat allocates (and zeroes) an INFO entry's claimed size
+// before reading it; the allocation cap makes that fail instead.
+TEST(Decoder, HugeClaimedInfoChunkDoesNotAllocateIt) {
+  const std::string wav = HandMadeWav(1, 16000, "", 0);
+  std::string list(20, '\0');
+  list.replace(0, 4, "LIST");
+  PutLe32(list, 4, 0xfffffff0u);
+  list.replace(8, 8, "INFOISFT");
+  PutLe32(list, 16, 0x7ffffff0u);
+  // RIFF header and fmt chunk, then the LIST chunk instead of the data.
+  const std::string bytes = wav.substr(0, 36) + list + std::string(64, 'x');
+  const int64_t before = PeakRssBytes();
+  auto out = DecodeAudioToVectors(bytes, {16000}, {});
+  EXPECT_FALSE(out.ok());
+  EXPECT_LT(PeakRssBytes() - before, int64_t{512} << 20)
+      << "peak RSS grew from " << before << " to " << PeakRssBytes();
 }
 
 TEST(Decoder, RejectsUploadOverTheByteLimit) {
