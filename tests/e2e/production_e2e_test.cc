@@ -2,11 +2,6 @@
 // tokens, Prometheus metrics, and a SIGTERM drain that loses no accepted call.
 // Each test starts its own real audiotag-server.
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <fstream>
 #include <sstream>
@@ -23,6 +18,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/e2e/e2e_fixture.h"
+#include "tests/e2e/e2e_metrics.h"
 #include "tests/model/test_models.h"
 #include "tests/testutil/audio_files.h"
 #include "tests/testutil/server_process.h"
@@ -193,44 +189,8 @@ TEST(ProductionE2E, RejectsBadSecurityFlags) {
   EXPECT_THAT(std::string(server.status().message()), HasSubstr("cert.pem"));
 }
 
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-// GET http://127.0.0.1:<port>/metrics with a plain socket.
-std::string ScrapeMetrics(int port) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(port);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return "";
-  }
-  const std::string request =
-      "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-  (void)write(fd, request.data(), request.size());
-  std::string reply;
-  char buffer[8192];
-  for (ssize_t n; (n = read(fd, buffer, sizeof(buffer))) > 0;) {
-    reply.append(buffer, n);
-  }
-  close(fd);
-  return reply;
-}
-
 TEST(ProductionE2E, ExportsPrometheusMetricsAfterTraffic) {
-  const int metrics_port = FreePort();
+  const int metrics_port = PickFreePort();
   auto server = ServerProcess::Start(
       MakeRepository(), {absl::StrCat("--metrics_port=", metrics_port)});
   ASSERT_TRUE(server.ok()) << server.status();
@@ -250,7 +210,7 @@ TEST(ProductionE2E, ExportsPrometheusMetricsAfterTraffic) {
 
   std::string text;
   for (int attempt = 0; attempt < 40; ++attempt) {
-    text = ScrapeMetrics(metrics_port);
+    text = ScrapeMetricsText(metrics_port);
     if (absl::StrContains(text, "audiotag_model_ready")) break;
     absl::SleepFor(absl::Milliseconds(100));
   }
