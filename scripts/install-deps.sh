@@ -16,7 +16,7 @@ BUILD_PACKAGES=(
   libabsl-dev libtorch-dev libopenblas0-pthread
   libavformat-dev libavcodec-dev libswresample-dev libavutil-dev
   prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libssl-dev clang-format
+  libssl-dev clang-format ccache
 )
 TEST_PACKAGES=(
   ffmpeg sox procps openssl
