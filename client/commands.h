@@ -17,6 +17,12 @@ int RunBulkCommand(const std::vector<std::string>& args);
 // (client/bench_command.cc).
 int RunBenchCommand(const std::vector<std::string>& args);
 
+// audiotag fewshot create|eval: few-shot tags on a served backbone
+// (client/fewshot/fewshot_command.cc). Takes the whole argv ("fewshot" at
+// argv[1]) because its repeated flags (--tag, --tag_dir, --negatives,
+// --backbone) are collected before absl parses the rest.
+int RunFewShotCommand(int argc, char** argv);
+
 }  // namespace audiotag
 
 #endif  // AUDIOTAG_CLIENT_COMMANDS_H_

@@ -160,7 +160,11 @@ int main(int argc, char** argv) {
       "  model NAME        describe one model\n"
       "  bulk              tag and embed a catalog (see --helpfull)\n"
       "  bench             load-test a server (see --helpfull)\n"
+      "  fewshot create|eval  tags from a few examples on a served backbone\n"
       "Common flags: --server=host:port --format=json|table (see --help)");
+  if (argc > 1 && std::string(argv[1]) == "fewshot") {
+    return audiotag::RunFewShotCommand(argc, argv);
+  }
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   return audiotag::Run(args);
 }

@@ -1,0 +1,118 @@
+// Writing a few-shot head as a model folder (client/fewshot/fewshot_model.h):
+// the real model repository loads it as a stage on its backbone, and
+// publishing leaves nothing behind but the finished folder.
+#include "client/fewshot/fewshot_model.h"
+
+#include <filesystem>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "src/model/model_config.h"
+#include "src/model/model_repository.h"
+#include "tests/model/test_models.h"
+
+namespace audiotag::fewshot {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+// A head on a 2-value embedding: tag "high" for large e0, "low" for small.
+Head TwoTagHead() {
+  Head head;
+  head.center = {0.5f, 0.2f};
+  head.weight = {{4.0f, 0.0f}, {-4.0f, 0.0f}};
+  head.bias = {0.0f, 0.0f};
+  head.reports.resize(2);
+  head.reports[0].label = "high";
+  head.reports[1].label = "low";
+  head.reports[1].method = Method::kProbe;
+  return head;
+}
+
+ModelSpec Spec(const std::string& root, bool exclusive = false) {
+  return {root + "/fewtags", "backbone",     "embedding", 2,
+          exclusive,         {"high", "low"}};
+}
+
+std::vector<std::string> Entries(const std::string& root) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(root))
+    names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+TEST(FewShotModel, PublishedFolderLoadsAsAStageOnTheBackbone) {
+  const std::string root = testing::MakeTempDir("fewshot-publish");
+  testing::WriteBackboneAndHeads(root);
+  ASSERT_TRUE(PublishModel(Spec(root), TwoTagHead()).ok());
+  // Only the finished folder: no staging folder left.
+  EXPECT_THAT(Entries(root),
+              ElementsAre("backbone", "fewtags", "head_a", "head_b"));
+
+  absl::StatusOr<v1::ModelConfig> config =
+      ReadModelConfig(root + "/fewtags/config.pbtxt");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->name(), "fewtags");
+  EXPECT_EQ(config->input().from_model().model(), "backbone");
+  EXPECT_EQ(config->input().from_model().output(), "embedding");
+  EXPECT_EQ(config->input().from_model().dim(), 2);
+  EXPECT_THAT(config->description(), HasSubstr("low (probe)"));
+  ASSERT_EQ(config->output_size(), 2);
+  EXPECT_EQ(config->output(0).activation(), v1::ACTIVATION_SIGMOID);
+
+  RepositoryOptions options;
+  options.root = root;
+  auto repository = ModelRepository::Open(options);
+  ASSERT_TRUE(repository.ok()) << repository.status();
+  absl::StatusOr<v1::ModelInfo> info = (*repository)->Describe("fewtags");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->state(), v1::READY) << info->state_reason();
+  ASSERT_EQ(info->outputs_size(), 2);
+  EXPECT_EQ(info->outputs(0).name(), "tags");
+  EXPECT_THAT(info->outputs(0).labels(), ElementsAre("high", "low"));
+  (*repository)->Stop();
+}
+
+TEST(FewShotModel, ExclusiveUsesSoftmax) {
+  const std::string root = testing::MakeTempDir("fewshot-exclusive");
+  ASSERT_TRUE(PublishModel(Spec(root, true), TwoTagHead()).ok());
+  absl::StatusOr<v1::ModelConfig> config =
+      ReadModelConfig(root + "/fewtags/config.pbtxt");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->output(0).activation(), v1::ACTIVATION_SOFTMAX);
+  EXPECT_EQ(config->output(1).activation(), v1::ACTIVATION_SOFTMAX);
+}
+
+TEST(FewShotModel, AnExistingFolderIsNeverTouched) {
+  const std::string root = testing::MakeTempDir("fewshot-exists");
+  testing::WriteTextFile(root + "/fewtags/keep.txt", "mine");
+  const absl::Status s = PublishModel(Spec(root), TwoTagHead());
+  EXPECT_EQ(s.code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(s.message(), HasSubstr("already exists"));
+  EXPECT_THAT(Entries(root), ElementsAre("fewtags"));
+  EXPECT_THAT(Entries(root + "/fewtags"), ElementsAre("keep.txt"));
+}
+
+TEST(FewShotModel, OutDirErrors) {
+  const std::string root = testing::MakeTempDir("fewshot-outdir");
+  EXPECT_THAT(CheckOutDir(root + "/.hidden").message(),
+              HasSubstr("must not be empty or start with '.'"));
+  EXPECT_THAT(CheckOutDir(root + "/no/such/x").message(),
+              HasSubstr("does not exist"));
+  EXPECT_TRUE(CheckOutDir(root + "/fresh").ok());
+  EXPECT_TRUE(CheckOutDir(root + "/fresh/").ok());
+}
+
+TEST(FewShotModel, LabelErrors) {
+  EXPECT_TRUE(CheckLabel("sea shanty").ok());
+  EXPECT_FALSE(CheckLabel("").ok());
+  EXPECT_FALSE(CheckLabel(" padded").ok());
+  EXPECT_FALSE(CheckLabel("two\nlines").ok());
+  EXPECT_FALSE(CheckLabel(std::string(129, 'x')).ok());
+}
+
+}  // namespace
+}  // namespace audiotag::fewshot
