@@ -145,16 +145,18 @@ int Run(const std::string& command, const RepeatedFlags& repeated) {
   const bool exclusive = absl::GetFlag(FLAGS_exclusive);
   if (exclusive && !repeated.negatives.empty())
     return Usage("--exclusive takes no --negatives (softmax has no 'none')");
+  // --dry_run checks the command line only: no folder is read.
+  const bool dry_run = DryRun();
   absl::StatusOr<fewshot::SupportSet> set = fewshot::BuildSupportSet(
-      repeated.tag, repeated.tag_dir, repeated.negatives);
+      repeated.tag, repeated.tag_dir, repeated.negatives, !dry_run);
   if (!set.ok()) return Usage(std::string(set.status().message()));
+  if (dry_run) {
+    std::cout << "ok\n";
+    return 0;
+  }
   if (create) {
     if (absl::Status s = fewshot::CheckOutDir(out); !s.ok())
       return Usage(std::string(s.message()));
-  }
-  if (DryRun()) {
-    std::cout << "ok\n";
-    return 0;
   }
 
   ClientOptions client_options;

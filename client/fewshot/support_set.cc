@@ -67,7 +67,7 @@ std::vector<std::string> SplitFiles(const std::string& list) {
 absl::StatusOr<SupportSet> BuildSupportSet(
     const std::vector<std::string>& tags,
     const std::vector<std::string>& tag_dirs,
-    const std::vector<std::string>& negatives) {
+    const std::vector<std::string>& negatives, bool read_folders) {
   std::vector<std::pair<std::string, std::vector<std::string>>> parsed;
   for (const auto& [flag, specs] :
        {std::pair{"tag", &tags}, std::pair{"tag_dir", &tag_dirs}}) {
@@ -78,6 +78,8 @@ absl::StatusOr<SupportSet> BuildSupportSet(
       std::vector<std::string> files;
       if (std::string(flag) == "tag") {
         files = SplitFiles(kv->second);
+      } else if (!read_folders) {
+        files = {kv->second};
       } else {
         absl::StatusOr<std::vector<std::string>> listed =
             ListFolder(kv->second);

@@ -34,11 +34,12 @@ struct SupportSet {
 // A file named under two tags is an example of both. INVALID_ARGUMENT for a
 // value without '=', a bad label (CheckLabel), a label given twice, a tag
 // without files, an unreadable folder, a negative that is also an example, or
-// more than kMaxTags tags / kMaxFiles files.
+// more than kMaxTags tags / kMaxFiles files. With `read_folders` false
+// (--dry_run) no folder is read: each --tag_dir stands for one file, DIR.
 absl::StatusOr<SupportSet> BuildSupportSet(
     const std::vector<std::string>& tags,
     const std::vector<std::string>& tag_dirs,
-    const std::vector<std::string>& negatives);
+    const std::vector<std::string>& negatives, bool read_folders = true);
 
 // The backbone's embedding output, as the server describes it.
 struct Backbone {
