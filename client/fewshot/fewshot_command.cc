@@ -179,9 +179,10 @@ int Run(const std::string& command, const RepeatedFlags& repeated) {
   absl::StatusOr<fewshot::Head> head =
       fewshot::FitHead(set->labels, *rows, fit);
   if (!head.ok()) return Fail(head.status());
-  std::cout << "leave-one-out on " << set->files.size() << " files ("
-            << rows->size() << " embeddings of " << backbone->model << "/"
-            << backbone->output << ", " << backbone->dim << " values):\n"
+  std::cout << fewshot::ValidationName(*head) << " on " << set->files.size()
+            << " files (" << rows->size() << " embeddings of "
+            << backbone->model << "/" << backbone->output << ", "
+            << backbone->dim << " values):\n"
             << fewshot::ReportTable(head->reports);
   if (!create) return 0;
 

@@ -208,13 +208,15 @@ std::vector<int> GroupIndex(const std::vector<SupportRow>& rows,
   return out;
 }
 
-// Per-row leave-one-file-out raw scores of one method for one tag.
-Vec LeaveOneOut(Method method, const Problem& p, const std::vector<int>& group,
-                int num_groups, const FitOptions& options) {
+// Per-row held-out raw scores of one method for one tag: file g is in fold
+// g % folds, and each fold is scored by a fit on the others.
+Vec CrossValidate(Method method, const Problem& p,
+                  const std::vector<int>& group, int folds,
+                  const FitOptions& options) {
   Vec scores(p.y.size(), 0.0);
   std::vector<bool> use(p.y.size());
-  for (int g = 0; g < num_groups; ++g) {
-    for (size_t i = 0; i < use.size(); ++i) use[i] = group[i] != g;
+  for (int f = 0; f < folds; ++f) {
+    for (size_t i = 0; i < use.size(); ++i) use[i] = group[i] % folds != f;
     const Linear fit = Fit(method, p, use, options);
     for (size_t i = 0; i < use.size(); ++i)
       if (!use[i]) scores[i] = fit.Apply((*p.z)[i]);
@@ -277,6 +279,12 @@ void FileMetrics(const std::vector<Vec>& logits,
 
 }  // namespace
 
+std::string ValidationName(const Head& head) {
+  return head.folds == head.files
+             ? std::string("leave-one-out")
+             : absl::StrCat(head.folds, "-fold cross-validation");
+}
+
 const char* MethodName(Method method) {
   return method == Method::kPrototype ? "prototype" : "probe";
 }
@@ -300,6 +308,8 @@ absl::StatusOr<Head> FitHead(const std::vector<std::string>& labels,
   }
   int num_groups = 0;
   const std::vector<int> group = GroupIndex(rows, &num_groups);
+  head.files = num_groups;
+  head.folds = std::min(num_groups, std::max(2, options.max_folds));
 
   std::vector<Vec> loo_logits;
   for (size_t k = 0; k < labels.size(); ++k) {
@@ -331,7 +341,7 @@ absl::StatusOr<Head> FitHead(const std::vector<std::string>& labels,
     Calibration best_cal;
     double best_loss = 1e300;
     for (Method m : candidates) {
-      const Vec raw = LeaveOneOut(m, p, group, num_groups, options);
+      const Vec raw = CrossValidate(m, p, group, head.folds, options);
       const Calibration cal = FitPlatt(raw, p.y);
       Vec logit(raw.size()), q(raw.size());
       for (size_t i = 0; i < raw.size(); ++i) {
@@ -395,7 +405,7 @@ std::string ReportTable(const std::vector<TagReport>& reports) {
                           r.accuracy, r.precision, r.recall);
     if (r.probe_considered) {
       absl::StrAppendFormat(&out,
-                            "  (leave-one-out loss: prototype %.3f, "
+                            "  (held-out loss: prototype %.3f, "
                             "probe %.3f)",
                             r.prototype_loss, r.probe_loss);
     }

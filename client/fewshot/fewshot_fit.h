@@ -45,6 +45,11 @@ struct FitOptions {
   double probe_l2 = 0.05;
   // Gradient steps of the probe fit. Default 400.
   int probe_steps = 400;
+  // Most folds of the cross-validation: with more files than this, files
+  // are dealt round-robin into this many folds instead of leaving one out at
+  // a time, which bounds the fitting time (a fold's fit costs about
+  // probe_steps x rows x dim). Default 20.
+  int max_folds = 20;
 };
 
 enum class Method { kPrototype, kProbe };
@@ -74,11 +79,19 @@ struct Head {
   std::vector<float> center;               // [dim]
   std::vector<std::vector<float>> weight;  // [tags][dim]
   std::vector<float> bias;                 // [tags]
-  std::vector<TagReport> reports;          // one per tag, leave-one-out
+  std::vector<TagReport> reports;          // one per tag, cross-validated
+  // Folds of the cross-validation; equal to the number of files when that
+  // was leave-one-out.
+  int folds = 0;
+  int files = 0;
 };
 
+// "leave-one-out" or "N-fold cross-validation", for reports.
+std::string ValidationName(const Head& head);
+
 // Fits one classifier per tag of `labels` on `rows`, choosing per tag between
-// the cosine prototype and the logistic probe by leave-one-out loss, and
+// the cosine prototype and the logistic probe by leave-one-out loss (folds
+// of files beyond options.max_folds files), and
 // calibrating the chosen one (Platt scaling, class-balanced, on its
 // leave-one-out scores). INVALID_ARGUMENT when a tag has fewer than one
 // positive file, when a tag has no negative file (a single tag without

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <system_error>
+#include <tuple>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
@@ -107,11 +108,13 @@ v1::ModelConfig StageConfig(const ModelSpec& spec, const Head& head) {
   from->set_dim(spec.dim);
   const v1::Activation activation =
       spec.exclusive ? v1::ACTIVATION_SOFTMAX : v1::ACTIVATION_SIGMOID;
-  for (auto [name, kind] : {std::pair{"tags", v1::TAGS},
-                            std::pair{"activations", v1::ACTIVATIONS}}) {
+  for (auto [name, kind, source] :
+       {std::tuple{"tags", v1::TAGS, "0"},
+        std::tuple{"activations", v1::ACTIVATIONS, "1"}}) {
     v1::OutputConfig* output = config.add_output();
     output->set_name(name);
     output->set_kind(kind);
+    output->set_source(source);
     output->set_activation(activation);
     output->set_dim(static_cast<int>(spec.labels.size()));
   }

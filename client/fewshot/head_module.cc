@@ -14,7 +14,10 @@ constexpr char kForward[] = R"(
 def forward(self, x):
     z = x - self.center
     n = torch.clamp_min(torch.sqrt(torch.sum(z * z, -1, keepdim=True)), 1e-12)
-    return torch.matmul(z / n, self.weight.t()) + self.bias
+    logits = torch.matmul(z / n, self.weight.t()) + self.bias
+    if logits.dim() == 3:
+        return torch.mean(logits, 1), logits
+    return logits, logits
 )";
 
 torch::Tensor ToTensor(const std::vector<float>& v) {
@@ -29,8 +32,12 @@ absl::Status Verify(const Head& head, const std::string& path) {
   for (size_t d = 0; d < probe.size(); ++d)
     probe[d] += 0.1f * std::sin(static_cast<float>(d) + 1.0f);
   const torch::Tensor batch = ToTensor(probe).unsqueeze(0);
-  const torch::Tensor logits =
-      loaded.forward({batch}).toTensor().contiguous().to(torch::kFloat32);
+  const torch::Tensor logits = loaded.forward({batch})
+                                   .toTuple()
+                                   ->elements()[0]
+                                   .toTensor()
+                                   .contiguous()
+                                   .to(torch::kFloat32);
   const std::vector<float> expected = Score(head, probe, /*exclusive=*/false);
   for (size_t k = 0; k < expected.size(); ++k) {
     const float got = 1.0f / (1.0f + std::exp(-logits[0][k].item<float>()));

@@ -145,6 +145,23 @@ TEST(FewShotFit, SegmentRowsOfOneFileAreLeftOutTogether) {
   EXPECT_EQ(head->reports[0].negatives, 2);
 }
 
+TEST(FewShotFit, ManyFilesAreCrossValidatedInFolds) {
+  std::mt19937 rng(7);
+  FitOptions options;
+  options.max_folds = 4;
+  absl::StatusOr<Head> head = FitHead({"a", "b"}, Rows(2, 6, 0, rng), options);
+  ASSERT_TRUE(head.ok()) << head.status();
+  EXPECT_EQ(head->files, 12);
+  EXPECT_EQ(head->folds, 4);
+  EXPECT_EQ(ValidationName(*head), "4-fold cross-validation");
+  EXPECT_DOUBLE_EQ(head->reports[0].accuracy, 1.0);
+  options.max_folds = 20;
+  head = FitHead({"a", "b"}, Rows(2, 6, 0, rng), options);
+  ASSERT_TRUE(head.ok()) << head.status();
+  EXPECT_EQ(head->folds, 12);
+  EXPECT_EQ(ValidationName(*head), "leave-one-out");
+}
+
 TEST(FewShotFit, ErrorsNameTheProblem) {
   std::mt19937 rng(6);
   std::vector<SupportRow> one_tag = Rows(1, 3, 0, rng);

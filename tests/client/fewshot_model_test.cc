@@ -3,6 +3,8 @@
 // publishing leaves nothing behind but the finished folder.
 #include "client/fewshot/fewshot_model.h"
 
+#include <torch/script.h>
+
 #include <filesystem>
 
 #include "gmock/gmock.h"
@@ -74,6 +76,29 @@ TEST(FewShotModel, PublishedFolderLoadsAsAStageOnTheBackbone) {
   EXPECT_EQ(info->outputs(0).name(), "tags");
   EXPECT_THAT(info->outputs(0).labels(), ElementsAre("high", "low"));
   (*repository)->Stop();
+}
+
+TEST(FewShotModel, HeadTakesSegmentAndFrameWiseEmbeddings) {
+  const std::string root = testing::MakeTempDir("fewshot-framewise");
+  ASSERT_TRUE(PublishModel(Spec(root), TwoTagHead()).ok());
+  torch::jit::Module head = torch::jit::load(root + "/fewtags/1/model.pt");
+  // [B, D]: tags and activations are the same logits, equal to Score()'s.
+  const std::vector<float> e = {0.9f, 0.1f};
+  auto two_d = head.forward({torch::tensor(e).reshape({1, 2})}).toTuple();
+  const torch::Tensor tags = two_d->elements()[0].toTensor();
+  ASSERT_EQ(tags.sizes(), (std::vector<int64_t>{1, 2}));
+  EXPECT_TRUE(torch::equal(tags, two_d->elements()[1].toTensor()));
+  const std::vector<float> expected = Score(TwoTagHead(), e, false);
+  EXPECT_NEAR(torch::sigmoid(tags)[0][0].item<float>(), expected[0], 1e-5);
+  EXPECT_NEAR(torch::sigmoid(tags)[0][1].item<float>(), expected[1], 1e-5);
+  // [B, T, D]: activations per frame, tags their mean over frames.
+  const torch::Tensor frames = torch::rand({3, 5, 2});
+  auto three_d = head.forward({frames}).toTuple();
+  const torch::Tensor clip = three_d->elements()[0].toTensor();
+  const torch::Tensor per_frame = three_d->elements()[1].toTensor();
+  ASSERT_EQ(clip.sizes(), (std::vector<int64_t>{3, 2}));
+  ASSERT_EQ(per_frame.sizes(), (std::vector<int64_t>{3, 5, 2}));
+  EXPECT_TRUE(torch::allclose(clip, per_frame.mean(1)));
 }
 
 TEST(FewShotModel, ExclusiveUsesSoftmax) {
