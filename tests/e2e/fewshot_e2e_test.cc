@@ -260,6 +260,28 @@ TEST_F(FewShotE2E, CreatedModelIsHotLoadedAndTagsNewRenderings) {
               backbone_before + segments);
     EXPECT_EQ(BatchSizeSum("fewtags", head_before + segments),
               head_before + segments);
+
+    // Long tail: the new tags leave the backbone's own 20 answers as they
+    // are without the stage (up to float rounding: batches differ).
+    v1::AnalyzeOptions alone = options;
+    alone.clear_models();
+    alone.add_models("openmic_student");
+    v1::AnalyzeResponse reference;
+    ASSERT_TRUE(CallAnalyze(*stub_, *audio, alone, &reference).ok());
+    const v1::OutputResult* own = FindOutput(*backbone, "tags");
+    const v1::OutputResult* ref =
+        FindOutput(*FindResult(reference, "openmic_student"), "tags");
+    ASSERT_NE(own, nullptr);
+    ASSERT_NE(ref, nullptr);
+    ASSERT_EQ(own->tags_size(), 20);
+    ASSERT_EQ(ref->tags_size(), 20);
+    std::vector<float> own_scores(20), ref_scores(20);
+    for (int i = 0; i < 20; ++i) {
+      own_scores[own->tags(i).index()] = own->tags(i).score();
+      ref_scores[ref->tags(i).index()] = ref->tags(i).score();
+    }
+    for (int i = 0; i < 20; ++i)
+      EXPECT_NEAR(own_scores[i], ref_scores[i], 1e-5) << i;
   }
 }
 
@@ -296,6 +318,7 @@ TEST_F(FewShotE2E, EvalReportsLeaveOneOutPerTagAndWritesNothing) {
   const std::vector<std::string> before = RepoEntries();
   CommandResult eval = Fewshot(args);
   ASSERT_EQ(eval.exit_code, 0) << eval.err;
+  EXPECT_THAT(eval.out, ::testing::StartsWith("leave-one-out on 9 files"));
   EXPECT_THAT(eval.out, HasSubstr("accuracy"));
   EXPECT_THAT(eval.out, HasSubstr("precision"));
   EXPECT_THAT(eval.out, HasSubstr("recall"));
