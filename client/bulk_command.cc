@@ -1,7 +1,13 @@
 // audiotag bulk: tags and embeds a whole catalog, resumably. See docs/bulk.md.
 //
 //   audiotag bulk MANIFEST --output=DIR [--server=a:50051,b:50051]
+//   audiotag bulk --manifest=MANIFEST --output=DIR
 //   audiotag bulk --input_dir=MUSIC --output=DIR --embeddings=segments
+//
+// Exit codes: 0 every track has a result line and none is an error line;
+// 1 the output could not be written; 2 bad usage; 3 some tracks failed with
+// retryable errors and have no line (run again); 4 some tracks have error
+// lines (files that cannot be tagged).
 
 #include <unistd.h>
 
@@ -33,6 +39,8 @@ ABSL_DECLARE_FLAG(std::string, request_id);
 // Shared with bench (client/bench_command.cc defines it, default 1).
 ABSL_DECLARE_FLAG(int, concurrency);
 
+ABSL_FLAG(std::string, manifest, "",
+          "bulk: the manifest (same as giving it as the one argument).");
 ABSL_FLAG(
     std::string, input_dir, "",
     "bulk: tag every audio file under this folder instead of a manifest.");
@@ -50,8 +58,8 @@ ABSL_FLAG(int, shard_index, -1,
 ABSL_FLAG(int, shard_count, 1, "bulk: number of workers sharing the manifest.");
 ABSL_FLAG(int64_t, embeddings_shard_rows, 4096,
           "bulk: rows per .npy shard (result lines wait for their shard).");
-ABSL_FLAG(double, flush_seconds, 30,
-          "bulk: write a partial shard and its lines at least this often.");
+ABSL_FLAG(double, flush_seconds, 1,
+          "bulk: fsync results, index files and shards at least this often.");
 ABSL_FLAG(double, progress_seconds, 10,
           "bulk: progress line period when stderr is not a terminal.");
 
@@ -72,8 +80,16 @@ int Concurrency() {
 int Usage(const std::string& why) {
   std::cerr << "audiotag bulk: " << why
             << "\nusage: audiotag bulk MANIFEST --output=DIR [flags]\n"
+               "       audiotag bulk --manifest=MANIFEST --output=DIR [flags]\n"
                "       audiotag bulk --input_dir=DIR --output=DIR [flags]\n";
   return 2;
+}
+
+// --dry_run (defined by the CLI's main; looked up by name so that bulk does
+// not depend on where it is defined): validate, print "ok", exit 0.
+bool DryRun() {
+  const absl::CommandLineFlag* flag = absl::FindCommandLineFlag("dry_run");
+  return flag != nullptr && flag->CurrentValue() == "true";
 }
 
 absl::StatusOr<v1::AnalyzeOptions> RequestFromFlags(bulk::EmbeddingMode mode) {
@@ -113,10 +129,10 @@ absl::StatusOr<bulk::EmbeddingMode> EmbeddingModeFromFlag() {
 }
 
 absl::StatusOr<std::vector<bulk::Track>> ShardTracks(
-    const std::vector<std::string>& args, int index, int count) {
+    const std::string& manifest, int index, int count) {
   absl::StatusOr<std::vector<bulk::Track>> all =
-      args.empty() ? bulk::ListAudioFiles(absl::GetFlag(FLAGS_input_dir))
-                   : bulk::ReadManifest(args[0]);
+      manifest.empty() ? bulk::ListAudioFiles(absl::GetFlag(FLAGS_input_dir))
+                       : bulk::ReadManifest(manifest);
   if (!all.ok() || count == 1) return all;
   std::vector<bulk::Track> mine;
   for (bulk::Track& track : *all) {
@@ -132,7 +148,7 @@ bulk::JobOptions JobOptionsFromFlags(bulk::EmbeddingMode mode,
   options.sink.embeddings = mode;
   options.sink.shard_rows =
       std::max<int64_t>(1, absl::GetFlag(FLAGS_embeddings_shard_rows));
-  options.sink.flush_period = absl::Seconds(absl::GetFlag(FLAGS_flush_seconds));
+  options.sink.sync_period = absl::Seconds(absl::GetFlag(FLAGS_flush_seconds));
   options.concurrency = Concurrency();
   options.retry.max_retries = absl::GetFlag(FLAGS_max_retries);
   options.retry.base = absl::Milliseconds(absl::GetFlag(FLAGS_retry_base_ms));
@@ -159,8 +175,21 @@ int Fail(const absl::Status& status) {
 int RunBulkCommand(const std::vector<std::string>& args) {
   const std::string output = absl::GetFlag(FLAGS_output);
   if (output.empty()) return Usage("--output is required");
-  if (args.size() > 1 || args.empty() == absl::GetFlag(FLAGS_input_dir).empty())
-    return Usage("give either one MANIFEST or --input_dir");
+  std::string manifest = absl::GetFlag(FLAGS_manifest);
+  if (args.size() > 1 || (!args.empty() && !manifest.empty())) {
+    return Usage("give one MANIFEST, as the argument or as --manifest");
+  }
+  if (!args.empty()) manifest = args[0];
+  if (manifest.empty() == absl::GetFlag(FLAGS_input_dir).empty())
+    return Usage("give either a MANIFEST or --input_dir");
+  if (absl::GetFlag(FLAGS_server).empty()) return Usage("--server is empty");
+  if (!(absl::GetFlag(FLAGS_flush_seconds) > 0))
+    return Usage("--flush_seconds must be > 0");
+  if (absl::GetFlag(FLAGS_embeddings_shard_rows) < 1)
+    return Usage("--embeddings_shard_rows must be >= 1");
+  if (Concurrency() < 1) return Usage("--concurrency must be >= 1");
+  if (absl::GetFlag(FLAGS_max_retries) < 0)
+    return Usage("--max_retries must be >= 0");
   const int count = absl::GetFlag(FLAGS_shard_count);
   absl::StatusOr<int> index =
       bulk::ResolveShardIndex(absl::GetFlag(FLAGS_shard_index),
@@ -170,8 +199,12 @@ int RunBulkCommand(const std::vector<std::string>& args) {
   if (!mode.ok()) return Usage(std::string(mode.status().message()));
   absl::StatusOr<v1::AnalyzeOptions> request = RequestFromFlags(*mode);
   if (!request.ok()) return Usage(std::string(request.status().message()));
+  if (DryRun()) {
+    std::cout << "ok\n";
+    return 0;
+  }
   absl::StatusOr<std::vector<bulk::Track>> tracks =
-      ShardTracks(args, *index, count);
+      ShardTracks(manifest, *index, count);
   if (!tracks.ok()) return Fail(tracks.status());
 
   const std::string dir = count == 1 ? output
@@ -190,7 +223,8 @@ int RunBulkCommand(const std::vector<std::string>& args) {
       !s.ok()) {
     return Fail(s);
   }
-  return stats->retryable_failures.empty() ? 0 : 3;
+  if (!stats->retryable_failures.empty()) return 3;
+  return stats->ErrorLines() > 0 ? 4 : 0;
 }
 
 }  // namespace audiotag

@@ -1,5 +1,6 @@
 #include "client/bulk/bulk_job.h"
 
+#include <algorithm>
 #include <thread>
 
 #include "client/bulk/progress.h"
@@ -25,6 +26,7 @@ absl::StatusOr<JobStats> BulkJob::Run(const std::vector<Track>& tracks) {
     for (const Track& track : tracks) {
       if (sink_->Done(track.id)) {
         ++stats_.skipped;
+        if (sink_->Failed(track.id)) ++stats_.skipped_failed;
       } else {
         todo.push_back(&track);
       }
@@ -33,11 +35,19 @@ absl::StatusOr<JobStats> BulkJob::Run(const std::vector<Track>& tracks) {
   Progress progress([this] { return ProgressLine(Snapshot()); },
                     options_.progress_terminal, options_.progress_period);
   progress.Start();
+  // Lines written while no other track finishes still become durable within
+  // about a sync period.
+  std::thread syncer([this] { SyncLoop(); });
   std::vector<std::thread> workers;
   for (int i = 0; i < std::max(1, options_.concurrency); ++i) {
     workers.emplace_back([this, &todo] { Work(todo); });
   }
   for (std::thread& worker : workers) worker.join();
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  syncer.join();
   progress.Stop();
   absl::MutexLock lock(&mu_);
   Record(sink_->Finish());
@@ -51,6 +61,17 @@ JobStats BulkJob::Snapshot() {
   JobStats stats = stats_;
   stats.wall_seconds = absl::ToDoubleSeconds(absl::Now() - start_);
   return stats;
+}
+
+void BulkJob::SyncLoop() {
+  const absl::Duration tick =
+      std::clamp(options_.sink.sync_period / 4, absl::Milliseconds(10),
+                 absl::Milliseconds(250));
+  absl::MutexLock lock(&mu_);
+  while (!stopping_) {
+    mu_.AwaitWithTimeout(absl::Condition(&stopping_), tick);
+    if (!stopping_) Record(sink_->SyncIfDue());
+  }
 }
 
 void BulkJob::Record(absl::Status status) {
@@ -82,6 +103,7 @@ bool BulkJob::Claim(const Track& track, const std::string& sha256) {
   if (sink_->HasResult(sha256)) {
     Record(sink_->CommitDuplicate(track, sha256));
     ++stats_.duplicates;
+    if (sink_->Failed(track.id)) ++stats_.duplicate_failed;
     return false;
   }
   auto [it, fresh] = in_flight_.try_emplace(sha256);
@@ -149,6 +171,7 @@ void BulkJob::Finish(const Track& track, const std::string& sha256,
   for (const Track& twin : twins) {
     Record(sink_->CommitDuplicate(twin, sha256));
     ++stats_.duplicates;
+    if (sink_->Failed(twin.id)) ++stats_.duplicate_failed;
   }
 }
 

@@ -58,6 +58,8 @@ class BulkJob {
   void Finish(const Track& track, const std::string& sha256,
               const absl::StatusOr<AnalyzedTrack>& result);
   void Record(absl::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Calls the sink's SyncIfDue a few times per sync period until stopping_.
+  void SyncLoop();
   JobStats Snapshot();
 
   const JobOptions options_;
@@ -73,6 +75,7 @@ class BulkJob {
       ABSL_GUARDED_BY(mu_);
   JobStats stats_ ABSL_GUARDED_BY(mu_);
   absl::Status write_error_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace audiotag::bulk

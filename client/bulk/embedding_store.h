@@ -5,12 +5,23 @@
 //   <root>/<model>__<output>/shard-00000.npy   float32 [rows, dim]
 //   <root>/<model>__<output>/index.jsonl       {"id","shard","row","rows"
 //                                               [,"segments":[[s,e],...]]}
-// Rows are buffered in memory and written a shard at a time by Flush(): each
-// shard atomically (temp file, fsync, rename), then its index lines. The
-// results.jsonl line of a track is written only after Flush() returned, so
-// results.jsonl never names rows that are not durable; rows and index lines
-// whose track has no result line (a crash between Flush and the result
-// lines) are dropped by Open() on the next run.
+// Each output has one open shard: Add() appends a track's rows to it at once
+// (one pwrite, then the row count in its 128-byte header is rewritten in
+// place) and appends the track's index line; a new shard starts when the open
+// one would pass `shard_rows`. Sync() makes everything added so far durable:
+// fdatasync of the shards, then of the index files. The caller writes a
+// track's result line after Add() and syncs the result lines after Sync(), so
+// after a SIGKILL every result line's rows and index line are in the files
+// (the page cache survives the process), and after a power loss the
+// recovery below drops the result lines whose rows did not reach the disk.
+//
+// Recovery is two steps on the next run: Valid() tells the result sink which
+// result lines name rows that are really there (index line and data), and
+// Reconcile() then drops index lines of tracks without a result line,
+// truncates every shard to the rows its index lines name (rewriting the
+// header), deletes shards and temp files no index line names, and reopens
+// the last shard for appending. So shards, index and results agree exactly,
+// and a resumed job keeps filling the last shard instead of starting one.
 //
 // Thread-safety: not thread-safe; the job serializes calls.
 
@@ -24,42 +35,54 @@
 #include "absl/status/statusor.h"
 #include "client/bulk/durable_file.h"
 #include "client/bulk/track_result.h"
+#include "google/protobuf/struct.pb.h"
 
 namespace audiotag::bulk {
 
 class EmbeddingStore {
  public:
-  // Opens `root` (created if missing), reconciling every output folder in it
-  // with `done_ids`, the tracks that have a result line: index lines of other
-  // tracks are dropped, and shard files no index line names are deleted.
+  // Opens `root` (created if missing) and reads every output folder in it:
+  // the index lines (a cut last line is dropped) and each shard's dim and the
+  // rows its file holds. Call Reconcile() before Add().
   static absl::StatusOr<std::unique_ptr<EmbeddingStore>> Open(
-      const std::string& root, const absl::flat_hash_set<std::string>& done_ids,
-      int64_t shard_rows);
+      const std::string& root, int64_t shard_rows);
   ~EmbeddingStore();
 
-  // Buffers a track's rows. Returns the "embeddings" JSON object for its
-  // result line: {"<model>/<output>": {"shard": "<folder>/shard-N.npy",
-  // "row": r, "rows": n}, ...}. FAILED_PRECONDITION if an output's dim
-  // differs from earlier rows of the same output.
+  // Whether every entry of a result line's "embeddings" object
+  // ({"<model>/<output>": {"shard","row","rows"}, ...}) matches the index
+  // line of `owner` (the track whose rows they are: the line's id, or its
+  // duplicate_of) and lies inside its shard file.
+  bool Valid(const std::string& owner,
+             const google::protobuf::Struct& embeddings) const;
+
+  // Keeps only the index lines of `done_ids` and makes the shards agree
+  // with them (see above).
+  absl::Status Reconcile(const absl::flat_hash_set<std::string>& done_ids);
+
+  // Appends a track's rows and index lines (written, not yet synced).
+  // Returns the "embeddings" JSON object for its result line:
+  // {"<model>/<output>": {"shard": "<folder>/shard-N.npy", "row": r,
+  // "rows": n}, ...}. FAILED_PRECONDITION (and nothing written) if an
+  // output's dim differs from earlier rows of the same output.
   absl::StatusOr<std::string> Add(const std::string& id,
                                   const std::vector<EmbeddingRows>& rows);
 
-  // Whether some output has buffered a full shard.
-  bool ShardFull() const;
-  bool Empty() const;
-
-  // Writes every buffered shard and its index lines durably.
-  absl::Status Flush();
+  // fdatasync of every shard and index written since the last Sync (shards
+  // first).
+  absl::Status Sync();
 
  private:
   struct Output;
   EmbeddingStore(std::string root, int64_t shard_rows);
-  absl::StatusOr<Output*> GetOutput(const std::string& key);
+  // The output of `key`, opening (creating) its folder and index the first
+  // time; `index_contents` receives what the index held then.
+  absl::StatusOr<Output*> GetOutput(const std::string& key,
+                                    std::string* index_contents = nullptr);
+  absl::Status StartShard(Output& out, int dim);
 
   const std::string root_;
   const int64_t shard_rows_;
   std::map<std::string, std::unique_ptr<Output>> outputs_;
-  absl::flat_hash_set<std::string> done_ids_;
 };
 
 // "<model>__<output>": the folder name of an output key "<model>/<output>".

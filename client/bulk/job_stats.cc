@@ -47,6 +47,10 @@ int64_t JobStats::Failed() const {
   return Sum(errors) + Sum(retryable_failures);
 }
 
+int64_t JobStats::ErrorLines() const {
+  return Sum(errors) + skipped_failed + duplicate_failed;
+}
+
 std::string ProgressLine(const JobStats& s) {
   const int64_t done = s.skipped + s.Finished();
   const double rate = PerSecond(s.Finished(), s.wall_seconds);
@@ -67,13 +71,13 @@ std::string ProgressLine(const JobStats& s) {
 std::string SummaryText(const JobStats& s) {
   return absl::StrFormat(
       "audiotag bulk: %d tracks: %d analyzed, %d duplicates, %d skipped "
-      "(already done), %d failed\n"
+      "(already done, %d of them error lines), %d failed\n"
       "  error lines: %s\n"
       "  not written (retry by running again): %s\n"
       "  %.3f audio hours in %.1f s: %.2f tracks/s, %.1f audio hours per "
       "hour, %d retries\n",
-      s.total, s.analyzed, s.duplicates, s.skipped, s.Failed(),
-      CountsText(s.errors), CountsText(s.retryable_failures),
+      s.total, s.analyzed, s.duplicates, s.skipped, s.skipped_failed,
+      s.Failed(), CountsText(s.errors), CountsText(s.retryable_failures),
       s.audio_seconds / 3600, s.wall_seconds,
       PerSecond(s.Finished(), s.wall_seconds),
       PerSecond(s.audio_seconds, s.wall_seconds), s.retries);
@@ -84,7 +88,8 @@ std::string SummaryJson(const JobStats& s, int shard_index, int shard_count) {
       "{\"shard_index\":", shard_index, ",\"shard_count\":", shard_count,
       ",\"total\":", s.total, ",\"done\":", s.Finished(),
       ",\"analyzed\":", s.analyzed, ",\"duplicates\":", s.duplicates,
-      ",\"skipped\":", s.skipped, ",\"failed\":", s.Failed(),
+      ",\"skipped\":", s.skipped, ",\"skipped_error_lines\":", s.skipped_failed,
+      ",\"failed\":", s.Failed(), ",\"error_lines\":", s.ErrorLines(),
       ",\"errors\":", CountsJson(s.errors),
       ",\"retryable_failures\":", CountsJson(s.retryable_failures),
       ",\"retries\":", s.retries,

@@ -20,11 +20,15 @@ constexpr size_t kPrefix = 10;  // magic (6), version (2), header length (2)
 
 }  // namespace
 
-std::string NpyHeader(int64_t rows, int64_t cols) {
+std::string NpyHeader(int64_t rows, int64_t cols, size_t min_bytes) {
   std::string dict =
       absl::StrCat("{'descr': '<f4', 'fortran_order': False, 'shape': (", rows,
                    ", ", cols, "), }");
-  const size_t unpadded = kPrefix + dict.size() + 1;
+  size_t unpadded = kPrefix + dict.size() + 1;
+  if (unpadded < min_bytes) {
+    dict.append(min_bytes - unpadded, ' ');
+    unpadded = min_bytes;
+  }
   dict.append((64 - unpadded % 64) % 64, ' ');
   dict += '\n';
   std::string header(kMagic, 8);

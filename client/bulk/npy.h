@@ -17,7 +17,14 @@
 namespace audiotag::bulk {
 
 // The magic, version, length and padded header of an N x D float32 array.
-std::string NpyHeader(int64_t rows, int64_t cols);
+// With `min_bytes`, the header is padded to at least that many bytes (a
+// multiple of 64), so a file written with a large enough `min_bytes` can have
+// its row count rewritten in place as rows are appended (128 bytes hold any
+// int64 shape).
+std::string NpyHeader(int64_t rows, int64_t cols, size_t min_bytes = 0);
+
+// Header size that fits every shape, for files whose rows grow in place.
+inline constexpr size_t kGrowableNpyHeaderBytes = 128;
 
 // A whole .npy file: the header and `values` (rows * cols floats, row-major).
 std::string EncodeNpy(int64_t rows, int64_t cols,

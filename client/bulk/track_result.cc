@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "client/bulk/json_text.h"
+#include "google/protobuf/util/json_util.h"
 
 namespace audiotag::bulk {
 namespace {
@@ -13,17 +14,30 @@ std::string Key(const v1::ModelResult& model, const v1::OutputResult& output) {
   return absl::StrCat(model.model(), "/", output.name());
 }
 
-// {"model/output": [["label", score], ...], ...}
+// One tag as `audiotag analyze` prints it (protobuf's JSON mapping of
+// audiotag.v1.Tag): {"label":"loud","score":0.71,"index":1}.
+std::string TagJson(const v1::Tag& tag) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.always_print_primitive_fields = true;
+  options.preserve_proto_field_names = true;
+  std::string json;
+  if (!google::protobuf::util::MessageToJsonString(tag, &json, options).ok()) {
+    // Only a label that is not UTF-8 fails; keep the line valid JSON.
+    return absl::StrCat("{\"label\":", JsonString(tag.label()),
+                        ",\"score\":", JsonNumber(tag.score()),
+                        ",\"index\":", tag.index(), "}");
+  }
+  return json;
+}
+
+// {"model/output": [{"label","score","index"}, ...], ...}
 std::string TagsJson(const v1::AnalyzeResponse& response) {
   std::vector<std::string> entries;
   for (const v1::ModelResult& model : response.results()) {
     for (const v1::OutputResult& output : model.outputs()) {
       if (output.kind() != v1::TAGS) continue;
       std::vector<std::string> tags;
-      for (const v1::Tag& tag : output.tags()) {
-        tags.push_back(absl::StrCat("[", JsonString(tag.label()), ",",
-                                    JsonNumber(tag.score()), "]"));
-      }
+      for (const v1::Tag& tag : output.tags()) tags.push_back(TagJson(tag));
       entries.push_back(absl::StrCat(JsonString(Key(model, output)), ":[",
                                      absl::StrJoin(tags, ","), "]"));
     }
