@@ -4,40 +4,34 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "google/protobuf/stubs/common.h"
+#include "google/protobuf/stubs/strutil.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace audiotag::bulk {
 
+bool IsUtf8(absl::string_view s) {
+  return google::protobuf::internal::IsStructurallyValidUTF8(s.data(),
+                                                             s.size());
+}
+
 std::string JsonString(absl::string_view s) {
-  std::string out = "\"";
-  out.reserve(s.size() + 2);
-  for (const char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          absl::StrAppendFormat(&out, "\\u%04x", c);
-        } else {
-          out += c;
-        }
-    }
+  google::protobuf::Value value;
+  if (IsUtf8(s)) {
+    value.set_string_value(std::string(s));
+  } else {
+    // Protobuf's printer would drop the bad bytes silently; make them
+    // visible instead.
+    std::string coerced(s);
+    google::protobuf::internal::UTF8CoerceToStructurallyValid(
+        google::protobuf::StringPiece(s.data(), s.size()), coerced.data(), '?');
+    value.set_string_value(std::move(coerced));
   }
-  out += '"';
-  return out;
+  std::string json;
+  if (!google::protobuf::util::MessageToJsonString(value, &json).ok()) {
+    return "null";
+  }
+  return json;
 }
 
 std::string JsonNumber(double v) {

@@ -2,7 +2,8 @@
 #define AUDIOTAG_CLIENT_BULK_JSON_TEXT_H_
 
 // Small helpers to write and read the one-line JSON records of a bulk job.
-// Writing is by hand (fixed key order, compact); reading goes through
+// Records are assembled in a fixed key order from values that protobuf's
+// JSON printer encodes (strings) or %.7g (numbers); reading goes through
 // protobuf's JSON parser into a google.protobuf.Struct.
 
 #include <string>
@@ -13,7 +14,12 @@
 
 namespace audiotag::bulk {
 
-// `s` as a quoted JSON string, escaped (UTF-8 passes through).
+// Whether `s` is valid UTF-8 (JSON strings must be).
+bool IsUtf8(absl::string_view s);
+
+// `s` as a quoted JSON string, escaped by protobuf's JSON printer. Bytes
+// that are not valid UTF-8 become '?' (ids and paths are checked to be UTF-8
+// before a job starts; this only guards messages from elsewhere).
 std::string JsonString(absl::string_view s);
 
 // A JSON number with up to 7 significant digits; null if not finite.

@@ -153,6 +153,11 @@ absl::StatusOr<std::vector<Track>> ParseManifest(const std::string& text,
     }
     if (!track.ok()) return track.status();
     if (track->path.empty()) return LineError(file_name, number, "empty path");
+    if (!IsUtf8(track->path) || !IsUtf8(track->id)) {
+      return LineError(file_name, number,
+                       "the path or id is not valid UTF-8 (result lines are "
+                       "JSON): save the manifest as UTF-8");
+    }
     if (track->id.empty()) track->id = track->path;
     if (const auto [it, fresh] = id_line.emplace(track->id, number); !fresh) {
       return LineError(file_name, number,
@@ -194,8 +199,15 @@ absl::StatusOr<std::vector<Track>> ListAudioFiles(const std::string& dir) {
   for (; it != fs::recursive_directory_iterator(); it.increment(error)) {
     if (error) break;
     if (!it->is_regular_file(error) || !HasAudioExtension(it->path())) continue;
-    tracks.push_back(
-        {fs::relative(it->path(), dir).string(), it->path().string()});
+    Track track{fs::relative(it->path(), dir).string(), it->path().string()};
+    if (!IsUtf8(track.path)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("file name not valid UTF-8 (result lines are JSON): ",
+                       JsonString(track.path),
+                       "; rename it or list the others in a "
+                       "manifest"));
+    }
+    tracks.push_back(std::move(track));
   }
   if (error) {
     return absl::InternalError(

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "client/bulk/json_text.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -109,6 +110,29 @@ TEST(Manifest, ReadManifestResolvesAgainstItsFolder) {
   EXPECT_EQ((*tracks)[0].path, dir + "/sub/a.wav");
   EXPECT_EQ(ReadManifest(dir + "/none.txt").status().code(),
             absl::StatusCode::kNotFound);
+}
+
+TEST(Manifest, PathsThatAreNotUtf8NameTheLine) {
+  auto tracks = ParseManifest("a.wav\ncaf\xe9.wav\n", "list.txt", "");
+  ASSERT_FALSE(tracks.ok());
+  EXPECT_THAT(tracks.status().message(), HasSubstr("list.txt:2:"));
+  EXPECT_THAT(tracks.status().message(), HasSubstr("UTF-8"));
+  auto csv = ParseManifest("id,path\n\xff\xfe,a.wav\n", "m.csv", "");
+  ASSERT_FALSE(csv.ok());
+  EXPECT_THAT(csv.status().message(), HasSubstr("m.csv:2:"));
+}
+
+TEST(JsonText, StringsAreEscapedByProtobufAndReadBack) {
+  const std::string tricky = "a\"b\\c\nd\te\x01 caf\xc3\xa9 \xe2\x80\xa8";
+  const std::string json = JsonString(tricky);
+  EXPECT_EQ(json.find('\n'), std::string::npos) << json;
+  auto parsed = ParseJsonObject("{\"s\":" + json + "}");
+  ASSERT_TRUE(parsed.ok()) << parsed.status() << " " << json;
+  EXPECT_EQ(StringField(*parsed, "s"), tricky);
+  // Not UTF-8: still one valid JSON string, the bad bytes visible as '?'.
+  auto bad = ParseJsonObject("{\"s\":" + JsonString("x\xff\xfey") + "}");
+  ASSERT_TRUE(bad.ok());
+  EXPECT_EQ(StringField(*bad, "s"), "x??y");
 }
 
 }  // namespace
