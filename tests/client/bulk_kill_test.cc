@@ -65,7 +65,7 @@ int RunAndKill(const std::vector<std::string>& argv, const std::string& results,
     for (const std::string& a : argv)
       args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
-    freopen("/dev/null", "w", stderr);
+    freopen((results + ".stderr").c_str(), "w", stderr);
     execv(args[0], args.data());
     _exit(127);
   }
@@ -85,16 +85,24 @@ int RunAndKill(const std::vector<std::string>& argv, const std::string& results,
 TEST(BulkKill, SigkillAtARandomMomentThenResumeKeepsEveryTrackOnce) {
   const std::string repository = NewTempDir("bulk-kill-models");
   WriteStatsModel(repository, "stats");
+  // Each track's segments (fewer than 128) wait 250 ms for a fuller batch,
+  // so the job runs for seconds and is killed part way whatever the load.
+  const std::string config_path = repository + "/stats/config.pbtxt";
+  std::string config = *ReadFile(config_path);
+  const std::string batching = "max_batch_size: 4 max_queue_delay_us: 1000";
+  ASSERT_NE(config.find(batching), std::string::npos) << config;
+  config.replace(config.find(batching), batching.size(),
+                 "max_batch_size: 128 max_queue_delay_us: 250000");
+  std::ofstream(config_path, std::ios::trunc) << config;
   auto server = ServerProcess::Start(repository, {"--metrics_port=0"});
   ASSERT_TRUE(server.ok()) << server.status();
 
-  // 19 distinct 30 to 60 s WAVs (so the job runs long enough to be killed
-  // part way) and one file that is not audio.
+  // 19 distinct WAVs of 2 to 8 s and one file that is not audio.
   const fs::path root = NewTempDir("bulk-kill-catalog");
   std::ofstream manifest(root / "catalog.txt");
   for (int i = 0; i < kGoodTracks; ++i) {
     AudioSpec spec;
-    spec.seconds = 30 + 10 * (i % 4);
+    spec.seconds = 2 + 2 * (i % 4);
     spec.frequencies = {220.0 + 31 * i};
     spec.amplitude = 0.1 + 0.04 * i;
     absl::StatusOr<std::string> wav = MakeAudioFile(spec);
@@ -109,6 +117,7 @@ TEST(BulkKill, SigkillAtARandomMomentThenResumeKeepsEveryTrackOnce) {
   manifest.close();
 
   const std::string out = (root / "out").string();
+  fs::create_directories(out);  // for the first run's stderr
   const std::vector<std::string> argv = {
       BinaryPath("audiotag"),
       "bulk",
@@ -132,7 +141,8 @@ TEST(BulkKill, SigkillAtARandomMomentThenResumeKeepsEveryTrackOnce) {
   const int seen = RunAndKill(argv, out + "/results.jsonl", kill_after, extra);
   ASSERT_GE(seen, static_cast<int>(kill_after))
       << "the job finished before it could be killed, or wrote no line "
-         "while it ran";
+         "while it ran: "
+      << ReadFile(out + "/results.jsonl.stderr").value_or("");
   // What was written before the kill is still there: lines are not held
   // back for a periodic flush.
   EXPECT_GE(CompleteLines(out + "/results.jsonl"), static_cast<size_t>(seen));
