@@ -3,7 +3,8 @@
 student never saw (docs/models.md, "Few-shot tags on new instruments").
 
     /usr/bin/python3 tools/train/fewshot_eval.py --build build \
-        [--shots 1,3,5] [--trials 3] [--clips 10] [--work /tmp/fewshot-eval]
+        [--shots 1,3,5] [--trials 3] [--clips 10] [--work /tmp/fewshot-eval] \
+        [--backbone-dir models/openmic_student] [--embedding embedding]
 
 For each General MIDI program below (none of them is in the student's
 training data, tools/synth/README.md), renders --clips short solo melodies
@@ -131,11 +132,12 @@ def wait_ready(cli, server, name):
     raise RuntimeError(f"{name} never became READY")
 
 
-def run_trial(cli, server, repo, files, k, trial):
+def run_trial(cli, server, repo, files, k, trial, backbone, embedding):
     rng = np.random.default_rng([k, trial])
     name = f"fewshot_k{k}_t{trial}"
     args = [cli, "fewshot", "create", f"--server={server}",
-            "--backbone", "openmic_student", "--out", os.path.join(repo, name)]
+            "--backbone", backbone, "--embedding", embedding,
+            "--out", os.path.join(repo, name)]
     for tag, paths in files["support"].items():
         chosen = rng.choice(len(paths), size=k, replace=False)
         args += ["--tag", tag + "=" + ",".join(paths[i] for i in chosen)]
@@ -166,6 +168,11 @@ def main():
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--clips", type=int, default=10)
     parser.add_argument("--work", default="/tmp/fewshot-eval")
+    parser.add_argument("--backbone-dir",
+                        default=os.path.join(ROOT, "models", "openmic_student"),
+                        help="an exported model folder to serve as backbone")
+    parser.add_argument("--embedding", default="embedding",
+                        help="the backbone's EMBEDDING output")
     args = parser.parse_args()
     os.makedirs(args.work, exist_ok=True)
     files = make_audio(args.work, args.clips)
@@ -173,8 +180,8 @@ def main():
     repo = os.path.join(args.work, "models")
     shutil.rmtree(repo, ignore_errors=True)
     os.makedirs(repo)
-    shutil.copytree(os.path.join(ROOT, "models", "openmic_student"),
-                    os.path.join(repo, "openmic_student"))
+    backbone = os.path.basename(os.path.normpath(args.backbone_dir))
+    shutil.copytree(args.backbone_dir, os.path.join(repo, backbone))
     port_file = os.path.join(args.work, "port")
     if os.path.exists(port_file):
         os.remove(port_file)
@@ -189,12 +196,14 @@ def main():
             time.sleep(0.1)
         address = "127.0.0.1:" + open(port_file).read().strip()
         cli = os.path.join(args.build, "bin", "audiotag")
-        print(f"{len(PROGRAMS)}-way, support {args.clips} clips per program "
+        print(f"backbone {backbone}/{args.embedding}; "
+              f"{len(PROGRAMS)}-way, support {args.clips} clips per program "
               f"(FluidR3_GM), queries {args.clips} per program "
               f"(MuseScore_General), {SECONDS:.0f} s each")
         print("| K | top-1 accuracy | mAP |\n|---|---|---|")
         for k in [int(s) for s in args.shots.split(",")]:
-            results = [run_trial(cli, address, repo, files, k, t)
+            results = [run_trial(cli, address, repo, files, k, t, backbone,
+                                 args.embedding)
                        for t in range(args.trials)]
             acc, m = np.mean(results, axis=0)
             print(f"| {k} | {acc:.3f} | {m:.3f} |", flush=True)
