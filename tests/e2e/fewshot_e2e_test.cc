@@ -22,6 +22,7 @@
 #include "gtest/gtest.h"
 #include "tests/e2e/e2e_fixture.h"
 #include "tests/e2e/e2e_metrics.h"
+#include "tests/model/test_models.h"
 #include "tests/testutil/server_process.h"
 
 namespace audiotag::testing {
@@ -335,6 +336,18 @@ TEST_F(FewShotE2E, BadInputIsAClearErrorAndWritesNothing) {
   const std::string short_clip =
       WriteAudio(examples_, "short", Tone(440, 0.3, 3, 1.0));
   fs::create_directory(examples_ + "/empty");
+  // A served model with no EMBEDDING output at all (published by rename).
+  const std::string staging = NewTempDir("fewshot-staging");
+  WriteModelFolder(staging, "tagsonly",
+                   WaveformConfig(16000,
+                                  "output { name: \"levels\" kind: TAGS dim: "
+                                  "2 activation: ACTIVATION_SIGMOID }\n"),
+                   2, 1, R"(
+def forward(self, x):
+    return torch.stack([x.max(1)[0], x.min(1)[0]], 1)
+)");
+  fs::rename(staging + "/tagsonly", repo_ + "/tagsonly");
+  AwaitReady("tagsonly");
   const std::string tone = "tone=" + absl::StrJoin(tone_, ",");
   const std::string noise = "noise=" + absl::StrJoin(noise_, ",");
   struct Case {
@@ -378,6 +391,15 @@ TEST_F(FewShotE2E, BadInputIsAClearErrorAndWritesNothing) {
     EXPECT_THAT(r.err, HasSubstr(c.error)) << absl::StrJoin(c.args, " ");
     EXPECT_EQ(RepoEntries(), before) << absl::StrJoin(c.args, " ");
   }
+  // A backbone without any EMBEDDING output.
+  CommandResult no_embedding =
+      Fewshot({"create", "--backbone", "tagsonly", "--out", out, "--tag", tone,
+               "--tag", noise});
+  EXPECT_EQ(no_embedding.exit_code, 1);
+  EXPECT_THAT(no_embedding.err,
+              HasSubstr("backbone 'tagsonly' has no EMBEDDING output "
+                        "'embedding' (it has no EMBEDDING output at all)"));
+  EXPECT_EQ(RepoEntries(), before);
   // An unknown backbone, from the server.
   std::vector<std::string> args = {"create", "--backbone", "nope",
                                    "--out",  out,          "--tag",
