@@ -15,7 +15,7 @@ BUILD_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libtorch-dev libopenblas0-pthread
   libavformat-dev libavcodec-dev libswresample-dev libavutil-dev
-  prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
+  prometheus-cpp-dev libmicrohttpd-dev libgtest-dev libgmock-dev libbenchmark-dev
   libssl-dev clang-format ccache
 )
 TEST_PACKAGES=(
@@ -30,7 +30,7 @@ HARDENING_PACKAGES=(
 RUNTIME_PACKAGES=(
   libgrpc++1.51 libprotobuf32 libtorch1.13 libopenblas0-pthread
   libavformat59 libavcodec59 libswresample4 libavutil57
-  libprometheus-cpp-core1.0 libssl3 ca-certificates
+  libprometheus-cpp-core1.0 libmicrohttpd12 libssl3 ca-certificates
 )
 
 if [[ "${1:-}" == "--runtime" ]]; then

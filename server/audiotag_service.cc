@@ -1,6 +1,10 @@
 #include "server/audiotag_service.h"
 
+#include <grpcpp/alarm.h>
+
+#include <algorithm>
 #include <chrono>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -43,45 +47,79 @@ std::string RequestId(const grpc::CallbackServerContext& context,
 
 }  // namespace
 
-// Owns one Analyze call until gRPC is done with it.
+// Owns one Analyze call, and its admission, until gRPC is done with it.
 class AudioTaggerService::AnalyzeReactor final
     : public grpc::ServerUnaryReactor {
  public:
-  explicit AnalyzeReactor(std::shared_ptr<RequestControl> control)
-      : control_(std::move(control)) {}
-  void OnCancel() override {
-    if (control_) control_->Cancel();
-  }
+  AnalyzeReactor(std::shared_ptr<RequestControl> control,
+                 AdmissionControl::Slot slot)
+      : control_(std::move(control)), slot_(std::move(slot)) {}
+  void OnCancel() override { control_->Cancel(); }
   void OnDone() override { delete this; }
 
  private:
   const std::shared_ptr<RequestControl> control_;
+  AdmissionControl::Slot slot_;
 };
 
-// Collects an AnalyzeStream upload, then analyzes it like Analyze.
+// Collects an AnalyzeStream upload, then analyzes it like Analyze. The
+// upload is charged to the byte budget chunk by chunk and watched by an
+// alarm: a stream that falls behind its upload deadline (see ServiceOptions)
+// is finished with DEADLINE_EXCEEDED, which gives back its slot.
+//
+// Lifetime: deleted by OnDone, or by the last alarm callback when one is
+// still pending then. Finish is called exactly once, guarded by `finished_`.
 class AudioTaggerService::StreamReactor final
     : public grpc::ServerReadReactor<v1::AnalyzeStreamRequest> {
  public:
   StreamReactor(AudioTaggerService* service,
                 grpc::CallbackServerContext* context,
                 v1::AnalyzeResponse* response)
-      : service_(service), context_(context), response_(response) {
-    if (absl::Status s = service_->Admit(*context, /*analysis=*/true);
-        !s.ok()) {
-      Finish(ToGrpcStatus(s));
+      : service_(service),
+        context_(context),
+        response_(response),
+        accepted_(absl::Now()),
+        deadline_(service->CallDeadline(*context)) {
+    absl::Status admitted = service_->Authorize(*context);
+    if (admitted.ok()) {
+      absl::StatusOr<AdmissionControl::Slot> slot = service_->Admit(0);
+      if (slot.ok()) {
+        slot_ = *std::move(slot);
+      } else {
+        admitted = slot.status();
+      }
+    }
+    if (!admitted.ok()) {
+      finished_ = true;
+      Finish(ToGrpcStatus(admitted));
       return;
     }
-    admitted_ = true;
+    // Armed before the first read, so no other callback runs yet.
+    alarm_pending_ = true;
+    ArmAlarm(NextCheck());
     StartRead(&message_);
   }
 
   void OnReadDone(bool ok) override {
-    if (!ok) return StartAnalysis();
-    if (absl::Status s = Take(); !s.ok()) {
-      service_->Release();
-      admitted_ = false;
-      return Finish(ToGrpcStatus(s));
+    absl::Status status;
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_) return;
+      if (ok) {
+        status = Take();
+      } else if (cancelled_) {
+        status = absl::CancelledError("the client cancelled the upload");
+      } else {
+        uploading_ = false;
+        status = slot_.Grow(service_->options_.analysis_bytes_estimate);
+        if (status.ok()) return StartAnalysisLocked();
+      }
+      if (!status.ok()) {
+        finished_ = true;
+        uploading_ = false;
+      }
     }
+    if (!status.ok()) return Finish(ToGrpcStatus(status));
     StartRead(&message_);
   }
 
@@ -92,13 +130,90 @@ class AudioTaggerService::StreamReactor final
   }
 
   void OnDone() override {
-    // A client that went away mid-upload never reached StartAnalysis.
-    if (admitted_ && !analysis_started_) service_->Release();
-    delete this;
+    bool destroy = false;
+    {
+      absl::MutexLock lock(&mu_);
+      done_ = true;
+      slot_.Release();
+      std::string().swap(audio_);
+      destroy = !alarm_pending_;
+    }
+    if (destroy) delete this;
   }
 
  private:
-  absl::Status Take() {
+  // When the upload, at its current size, runs out of time.
+  absl::Time UploadDeadline() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const ServiceOptions& o = service_->options_;
+    if (o.upload_timeout <= absl::ZeroDuration()) return deadline_;
+    absl::Duration allowed = o.upload_timeout;
+    if (o.min_upload_bytes_per_second > 0) {
+      allowed += absl::Seconds(static_cast<double>(received_) /
+                               o.min_upload_bytes_per_second);
+    }
+    return std::min(
+        {deadline_, accepted_ + allowed, last_message_ + o.upload_timeout});
+  }
+
+  // The alarm checks at least once a second, so that a pending alarm keeps
+  // the reactor alive at most that long after OnDone.
+  absl::Time NextCheck() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return std::min(UploadDeadline(), absl::Now() + absl::Seconds(1));
+  }
+
+  // Only the constructor and the alarm's own callback arm it, never at once.
+  void ArmAlarm(absl::Time when) {
+    alarm_ = std::make_unique<grpc::Alarm>();
+    alarm_->Set(absl::ToChronoTime(when), [this](bool ok) { OnAlarm(ok); });
+  }
+
+  void OnAlarm(bool fired) {
+    bool destroy = false;
+    bool expired = false;
+    absl::Time next;
+    {
+      absl::MutexLock lock(&mu_);
+      alarm_pending_ = false;
+      if (done_) {
+        destroy = true;
+      } else if (fired && uploading_ && !finished_) {
+        if (absl::Now() >= UploadDeadline()) {
+          expired = true;
+          finished_ = true;
+          uploading_ = false;
+        } else {
+          alarm_pending_ = true;
+          next = NextCheck();
+        }
+      }
+    }
+    if (destroy) {
+      delete this;
+    } else if (expired) {
+      Finish(ToGrpcStatus(UploadExpired()));
+    } else if (alarm_pending_) {  // only this callback sets it back to true
+      ArmAlarm(next);
+    }
+  }
+
+  absl::Status UploadExpired() const {
+    const ServiceOptions& o = service_->options_;
+    if (absl::Now() >= deadline_) {
+      return absl::DeadlineExceededError(
+          "the call's deadline passed before the upload ended");
+    }
+    return absl::DeadlineExceededError(absl::StrCat(
+        "AnalyzeStream upload too slow: it must send a message at least "
+        "every ",
+        absl::FormatDuration(o.upload_timeout), " and end within ",
+        absl::FormatDuration(o.upload_timeout), " plus 1 s per ",
+        o.min_upload_bytes_per_second,
+        " bytes received (--upload_timeout_seconds, "
+        "--min_upload_bytes_per_second)"));
+  }
+
+  absl::Status Take() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    last_message_ = absl::Now();
     if (message_.has_options()) {
       if (has_options_ || !audio_.empty()) {
         return absl::InvalidArgumentError(
@@ -113,34 +228,41 @@ class AudioTaggerService::StreamReactor final
     if (size > service_->options_.max_upload_bytes) {
       return UploadTooLarge(size, service_->options_.max_upload_bytes);
     }
+    if (absl::Status s = slot_.Grow(static_cast<int64_t>(chunk.size()));
+        !s.ok()) {
+      return s;
+    }
     audio_.append(chunk);
+    received_ = size;
     return absl::OkStatus();
   }
 
-  void StartAnalysis() {
-    std::shared_ptr<RequestControl> control =
-        service_->MakeControl(context_, options_);
-    {
-      absl::MutexLock lock(&mu_);
-      control_ = control;
-      if (cancelled_) control_->Cancel();
-    }
-    analysis_started_ = true;
+  void StartAnalysisLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    control_ = service_->MakeControl(deadline_, options_);
+    if (cancelled_) control_->Cancel();
     service_->RunAnalysis(this, "AnalyzeStream", audio_, options_,
-                          RequestId(*context_, options_, control->id()),
-                          control, response_);
+                          RequestId(*context_, options_, control_->id()),
+                          control_, response_);
   }
 
   AudioTaggerService* const service_;
   grpc::CallbackServerContext* const context_;
   v1::AnalyzeResponse* const response_;
+  const absl::Time accepted_;
+  const absl::Time deadline_;  // of the whole call
+  std::unique_ptr<grpc::Alarm> alarm_;
+  absl::Mutex mu_;
   v1::AnalyzeStreamRequest message_;
   v1::AnalyzeOptions options_;
   bool has_options_ = false;
-  bool admitted_ = false;
-  bool analysis_started_ = false;
   std::string audio_;
-  absl::Mutex mu_;
+  AdmissionControl::Slot slot_ ABSL_GUARDED_BY(mu_);
+  int64_t received_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time last_message_ ABSL_GUARDED_BY(mu_) = accepted_;
+  bool uploading_ ABSL_GUARDED_BY(mu_) = true;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool alarm_pending_ ABSL_GUARDED_BY(mu_) = false;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   std::shared_ptr<RequestControl> control_ ABSL_GUARDED_BY(mu_);
 };
@@ -151,37 +273,35 @@ AudioTaggerService::AudioTaggerService(const ModelRepository* repository,
     : repository_(repository),
       analyzer_(analyzer),
       pool_(pool),
-      options_(std::move(options)) {}
+      options_(std::move(options)),
+      admission_(options_.max_inflight_requests, options_.max_inflight_bytes) {}
 
-absl::Status AudioTaggerService::Admit(
-    const grpc::CallbackServerContext& context, bool analysis) {
-  if (options_.authenticator != nullptr) {
-    if (absl::Status s = options_.authenticator->Check(context); !s.ok()) {
-      return s;
-    }
-  }
-  if (!analysis) return absl::OkStatus();
+absl::Status AudioTaggerService::Authorize(
+    const grpc::CallbackServerContext& context) const {
+  if (options_.authenticator == nullptr) return absl::OkStatus();
+  return options_.authenticator->Check(context);
+}
+
+absl::StatusOr<AdmissionControl::Slot> AudioTaggerService::Admit(
+    int64_t bytes) {
   if (draining_.load()) {
     return absl::UnavailableError(
         "server is shutting down; retry on another replica");
   }
-  const int inflight = inflight_.fetch_add(1) + 1;
-  if (options_.max_inflight_requests > 0 &&
-      inflight > options_.max_inflight_requests) {
-    inflight_.fetch_sub(1);
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "server is at its limit of ", options_.max_inflight_requests,
-        " concurrent analyses (--max_inflight_requests); retry later"));
-  }
-  return absl::OkStatus();
+  return admission_.Acquire(bytes);
 }
 
-std::shared_ptr<RequestControl> AudioTaggerService::MakeControl(
-    grpc::CallbackServerContext* context, const v1::AnalyzeOptions& options) {
-  absl::Time deadline = DeadlineOf(context);
+absl::Time AudioTaggerService::CallDeadline(
+    const grpc::CallbackServerContext& context) const {
+  absl::Time deadline = DeadlineOf(&context);
   if (options_.max_deadline > absl::ZeroDuration()) {
     deadline = std::min(deadline, absl::Now() + options_.max_deadline);
   }
+  return deadline;
+}
+
+std::shared_ptr<RequestControl> AudioTaggerService::MakeControl(
+    absl::Time deadline, const v1::AnalyzeOptions& options) {
   const Priority priority = options.priority() == v1::PRIORITY_BULK
                                 ? Priority::kBulk
                                 : Priority::kInteractive;
@@ -207,7 +327,6 @@ void AudioTaggerService::RunAnalysis(Reactor* reactor, absl::string_view method,
       *response = *std::move(result);
       response->set_request_id(request_id);
     }
-    Release();
     reactor->Finish(ToGrpcStatus(result.status()));
   });
 }
@@ -215,21 +334,24 @@ void AudioTaggerService::RunAnalysis(Reactor* reactor, absl::string_view method,
 grpc::ServerUnaryReactor* AudioTaggerService::Analyze(
     grpc::CallbackServerContext* context, const v1::AnalyzeRequest* request,
     v1::AnalyzeResponse* response) {
-  if (absl::Status s = Admit(*context, /*analysis=*/true); !s.ok()) {
+  const absl::Time deadline = CallDeadline(*context);
+  const int64_t size = static_cast<int64_t>(request->audio().size());
+  absl::StatusOr<AdmissionControl::Slot> slot = absl::UnknownError("");
+  if (absl::Status s = Authorize(*context); !s.ok()) {
+    slot = s;
+  } else if (size > options_.max_upload_bytes) {
+    slot = UploadTooLarge(size, options_.max_upload_bytes);
+  } else {
+    slot = Admit(size + options_.analysis_bytes_estimate);
+  }
+  if (!slot.ok()) {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    reactor->Finish(ToGrpcStatus(s));
+    reactor->Finish(ToGrpcStatus(slot.status()));
     return reactor;
   }
   std::shared_ptr<RequestControl> control =
-      MakeControl(context, request->options());
-  auto* reactor = new AnalyzeReactor(control);
-  const int64_t size = static_cast<int64_t>(request->audio().size());
-  if (size > options_.max_upload_bytes) {
-    Release();
-    reactor->Finish(
-        ToGrpcStatus(UploadTooLarge(size, options_.max_upload_bytes)));
-    return reactor;
-  }
+      MakeControl(deadline, request->options());
+  auto* reactor = new AnalyzeReactor(control, *std::move(slot));
   RunAnalysis(reactor, "Analyze", request->audio(), request->options(),
               RequestId(*context, request->options(), control->id()), control,
               response);
@@ -246,7 +368,7 @@ grpc::ServerUnaryReactor* AudioTaggerService::ListModels(
     grpc::CallbackServerContext* context, const v1::ListModelsRequest* request,
     v1::ListModelsResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (absl::Status s = Admit(*context, /*analysis=*/false); !s.ok()) {
+  if (absl::Status s = Authorize(*context); !s.ok()) {
     reactor->Finish(ToGrpcStatus(s));
     return reactor;
   }
@@ -261,7 +383,7 @@ grpc::ServerUnaryReactor* AudioTaggerService::GetModel(
     grpc::CallbackServerContext* context, const v1::GetModelRequest* request,
     v1::ModelInfo* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (absl::Status s = Admit(*context, /*analysis=*/false); !s.ok()) {
+  if (absl::Status s = Authorize(*context); !s.ok()) {
     reactor->Finish(ToGrpcStatus(s));
     return reactor;
   }

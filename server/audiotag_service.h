@@ -12,9 +12,11 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "absl/time/time.h"
 #include "audiotag/v1/audiotag.grpc.pb.h"
+#include "server/admission.h"
 #include "server/security.h"
 #include "src/analysis/analyzer.h"
 #include "src/common/thread_pool.h"
@@ -26,11 +28,28 @@ namespace audiotag {
 struct ServiceOptions {
   // Largest upload accepted, by Analyze and AnalyzeStream alike.
   int64_t max_upload_bytes = int64_t{256} << 20;
-  // Calls without a deadline, or with a longer one, get this one. Zero: none.
+  // Calls without a deadline, or with a longer one, get this one, counted
+  // from the moment the call is accepted. Zero: none.
   absl::Duration max_deadline = absl::ZeroDuration();
-  // Analyses accepted at once (running or waiting for a worker); beyond it
-  // new calls get RESOURCE_EXHAUSTED at once. Zero: no limit.
+  // Analyses accepted at once (uploading, running or waiting for a worker);
+  // beyond it new calls get RESOURCE_EXHAUSTED at once. Zero: no limit.
   int max_inflight_requests = 0;
+  // Memory budget of the calls in flight, in bytes: each is charged its
+  // upload (an AnalyzeStream chunk by chunk, as it arrives) plus
+  // `analysis_bytes_estimate` once its analysis is accepted. A call that
+  // would pass it gets RESOURCE_EXHAUSTED at once. Zero: no limit.
+  int64_t max_inflight_bytes = 0;
+  // What one analysis holds besides its upload (decoded PCM, segments and
+  // results in flight), in bytes; charged against `max_inflight_bytes`.
+  int64_t analysis_bytes_estimate = int64_t{16} << 20;
+  // An AnalyzeStream must send a message at least every `upload_timeout`, and
+  // its upload must end within `upload_timeout` after the call is accepted
+  // plus one second for every `min_upload_bytes_per_second` bytes received so
+  // far; a stream that falls behind ends with DEADLINE_EXCEEDED and frees its
+  // slot. Zero `upload_timeout`: only the call's deadline
+  // bounds the upload; zero rate: the upload gets `upload_timeout` in all.
+  absl::Duration upload_timeout = absl::Seconds(30);
+  int64_t min_upload_bytes_per_second = int64_t{64} << 10;
   // When set, every AudioTagger call must carry a valid bearer token.
   const TokenAuthenticator* authenticator = nullptr;
   // Where calls are counted; may be null.
@@ -65,12 +84,16 @@ class AudioTaggerService final : public v1::AudioTagger::CallbackService {
   class AnalyzeReactor;
   class StreamReactor;
 
+  // The call's deadline, counted from now (its acceptance): the client's,
+  // capped by `max_deadline`.
+  absl::Time CallDeadline(const grpc::CallbackServerContext& context) const;
   std::shared_ptr<RequestControl> MakeControl(
-      grpc::CallbackServerContext* context, const v1::AnalyzeOptions& options);
-  // Authentication, draining and the in-flight limit; on OK the caller owns
-  // one in-flight slot and must call Release() when its analysis ends.
-  absl::Status Admit(const grpc::CallbackServerContext& context, bool analysis);
-  void Release() { inflight_.fetch_sub(1); }
+      absl::Time deadline, const v1::AnalyzeOptions& options);
+  // The bearer token, when the server requires one.
+  absl::Status Authorize(const grpc::CallbackServerContext& context) const;
+  // Draining, the in-flight limit and the byte budget: on OK the caller holds
+  // one in-flight slot charged `bytes` until the Slot is destroyed.
+  absl::StatusOr<AdmissionControl::Slot> Admit(int64_t bytes);
   // Runs one analysis on the pool and finishes `reactor` with its result.
   template <typename Reactor>
   void RunAnalysis(Reactor* reactor, absl::string_view method,
@@ -85,7 +108,7 @@ class AudioTaggerService final : public v1::AudioTagger::CallbackService {
   const ServiceOptions options_;
   std::atomic<bool> draining_{false};
   std::atomic<uint64_t> next_request_id_{1};
-  std::atomic<int> inflight_{0};
+  AdmissionControl admission_;
 };
 
 }  // namespace audiotag

@@ -58,6 +58,25 @@ ABSL_FLAG(double, max_deadline_seconds, 0,
 ABSL_FLAG(int, max_inflight_requests, 512,
           "Analyses accepted at once; beyond it calls get RESOURCE_EXHAUSTED."
           " 0: no limit.");
+ABSL_FLAG(int64_t, max_inflight_bytes, int64_t{1} << 30,
+          "Memory budget of the calls in flight, in bytes: each is charged its"
+          " upload (streams chunk by chunk) plus --analysis_bytes_estimate;"
+          " a call that would pass it gets RESOURCE_EXHAUSTED at once."
+          " 0: no limit.");
+ABSL_FLAG(int64_t, analysis_bytes_estimate, int64_t{16} << 20,
+          "Bytes one analysis holds besides its upload (decoded audio,"
+          " segments, results), charged against --max_inflight_bytes.");
+ABSL_FLAG(double, upload_timeout_seconds, 30,
+          "An AnalyzeStream upload must end within this many seconds of the"
+          " call's acceptance, plus 1 s per --min_upload_bytes_per_second"
+          " bytes received; else DEADLINE_EXCEEDED. 0: only the call's"
+          " deadline bounds it.");
+ABSL_FLAG(int64_t, min_upload_bytes_per_second, int64_t{64} << 10,
+          "Slowest average upload rate an AnalyzeStream may keep, in bytes"
+          " per second, past --upload_timeout_seconds.");
+ABSL_FLAG(int, max_metadata_bytes, 8192,
+          "Largest request metadata (all headers of a call), in bytes"
+          " (gRPC's grpc.max_metadata_size).");
 ABSL_FLAG(int, max_concurrent_streams, 256,
           "Concurrent calls per client connection (HTTP/2 streams).");
 ABSL_FLAG(std::vector<std::string>, required_models, {},
@@ -65,8 +84,11 @@ ABSL_FLAG(std::vector<std::string>, required_models, {},
           "(comma-separated); default: any one model.");
 ABSL_FLAG(int, metrics_port, 9464,
           "Port of the Prometheus /metrics endpoint; 0 disables it.");
-ABSL_FLAG(std::string, metrics_host, "",
-          "Address of /metrics; default the same as --host.");
+ABSL_FLAG(std::string, metrics_host, "127.0.0.1",
+          "Address of /metrics; 0.0.0.0 for every interface. It has no TLS"
+          " or token: expose it only to the scraper (docs/hardening.md).");
+ABSL_FLAG(double, metrics_idle_timeout_seconds, 10,
+          "A /metrics connection silent this long is closed.");
 ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain: serve TLS.");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert.");
 ABSL_FLAG(std::string, tls_client_ca, "",
@@ -113,6 +135,27 @@ void SyncHealth(const ModelRepository& repository,
   health->SetServingStatus(kServiceName, serving);
 }
 
+// Admission flags that cannot work together.
+absl::Status CheckAdmission(const ServiceOptions& o) {
+  if (o.max_inflight_bytes < 0 || o.analysis_bytes_estimate < 0 ||
+      o.min_upload_bytes_per_second < 0 ||
+      o.upload_timeout < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "--max_inflight_bytes, --analysis_bytes_estimate, "
+        "--upload_timeout_seconds and --min_upload_bytes_per_second must not "
+        "be negative");
+  }
+  if (o.max_inflight_bytes > 0 &&
+      o.max_inflight_bytes < o.max_upload_bytes + o.analysis_bytes_estimate) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--max_inflight_bytes=", o.max_inflight_bytes,
+        " cannot admit even one largest upload: it must be at least "
+        "--max_upload_bytes + --analysis_bytes_estimate = ",
+        o.max_upload_bytes + o.analysis_bytes_estimate));
+  }
+  return absl::OkStatus();
+}
+
 int Serve() {
   // SIGTERM/SIGINT are taken by a waiting thread, so block them in every
   // thread before any is started.
@@ -125,10 +168,13 @@ int Serve() {
   Metrics metrics(AUDIOTAG_VERSION);
   std::unique_ptr<MetricsHttpServer> metrics_server;
   if (const int port = absl::GetFlag(FLAGS_metrics_port); port > 0) {
-    std::string host = absl::GetFlag(FLAGS_metrics_host);
-    if (host.empty()) host = absl::GetFlag(FLAGS_host);
+    MetricsHttpOptions http;
+    http.host = absl::GetFlag(FLAGS_metrics_host);
+    http.port = port;
+    http.idle_timeout =
+        absl::Seconds(absl::GetFlag(FLAGS_metrics_idle_timeout_seconds));
     absl::StatusOr<std::unique_ptr<MetricsHttpServer>> started =
-        MetricsHttpServer::Start(host, port,
+        MetricsHttpServer::Start(http,
                                  [&metrics] { return metrics.RenderText(); });
     if (!started.ok()) {
       LogLine("error", absl::StrCat("msg=\"cannot serve metrics\" error=",
@@ -189,6 +235,18 @@ int Serve() {
       absl::Seconds(absl::GetFlag(FLAGS_max_deadline_seconds));
   service_options.max_inflight_requests =
       absl::GetFlag(FLAGS_max_inflight_requests);
+  service_options.max_inflight_bytes = absl::GetFlag(FLAGS_max_inflight_bytes);
+  service_options.analysis_bytes_estimate =
+      absl::GetFlag(FLAGS_analysis_bytes_estimate);
+  service_options.upload_timeout =
+      absl::Seconds(absl::GetFlag(FLAGS_upload_timeout_seconds));
+  service_options.min_upload_bytes_per_second =
+      absl::GetFlag(FLAGS_min_upload_bytes_per_second);
+  if (absl::Status s = CheckAdmission(service_options); !s.ok()) {
+    LogLine("error", absl::StrCat("msg=\"bad admission flags\" error=",
+                                  LogQuote(s.message())));
+    return 1;
+  }
   service_options.metrics = &metrics;
   std::unique_ptr<TokenAuthenticator> authenticator;
   if (const std::string file = absl::GetFlag(FLAGS_auth_token_file);
@@ -224,6 +282,13 @@ int Serve() {
   builder.AddListeningPort(address, *credentials, &bound_port);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
                              absl::GetFlag(FLAGS_max_concurrent_streams));
+  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE,
+                             absl::GetFlag(FLAGS_max_metadata_bytes));
+  // Compressed requests are refused (UNIMPLEMENTED, before any message is
+  // read): a 60 KB gzip message inflates to 60 MB before the handler could
+  // charge it to the byte budget (docs/hardening.md).
+  builder.SetCompressionAlgorithmSupportStatus(GRPC_COMPRESS_DEFLATE, false);
+  builder.SetCompressionAlgorithmSupportStatus(GRPC_COMPRESS_GZIP, false);
   builder.SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
   builder.SetMaxSendMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
   builder.RegisterService(&service);

@@ -1,41 +1,23 @@
 #include "server/metrics_http_server.h"
 
 #include <arpa/inet.h>
+#include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace audiotag {
 namespace {
 
-void WriteAll(int fd, const std::string& data) {
-  size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n =
-        send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL);
-    if (n <= 0) return;
-    done += static_cast<size_t>(n);
-  }
-}
-
-std::string Reply(const std::string& status, const std::string& type,
-                  const std::string& body) {
-  return absl::StrCat("HTTP/1.1 ", status, "\r\nContent-Type: ", type,
-                      "\r\nContent-Length: ", body.size(),
-                      "\r\nConnection: close\r\n\r\n", body);
-}
-
-}  // namespace
-
-absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
-    const std::string& host, int port, std::function<std::string()> render) {
+// A bound, listening socket for `host`:`port`, or the error.
+absl::StatusOr<int> Listen(const std::string& host, int port) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -48,12 +30,13 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
     return absl::InvalidArgumentError(
         absl::StrCat("cannot resolve metrics address '", host, "'"));
   }
-  const int fd = socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int fd =
+      socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   const int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   const bool bound = fd >= 0 &&
                      bind(fd, found->ai_addr, found->ai_addrlen) == 0 &&
-                     listen(fd, 16) == 0;
+                     listen(fd, SOMAXCONN) == 0;
   const int error = errno;
   freeaddrinfo(found);
   if (!bound) {
@@ -61,58 +44,79 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
     return absl::UnavailableError(absl::StrCat(
         "cannot listen on ", host, ":", port, ": ", std::strerror(error)));
   }
+  return fd;
+}
+
+int BoundPort(int fd) {
   sockaddr_storage addr{};
   socklen_t len = sizeof(addr);
   getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  const int bound_port =
-      addr.ss_family == AF_INET6
-          ? ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port)
-          : ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
-  return std::unique_ptr<MetricsHttpServer>(
-      new MetricsHttpServer(fd, bound_port, std::move(render)));
+  return addr.ss_family == AF_INET6
+             ? ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port)
+             : ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
 }
 
-MetricsHttpServer::MetricsHttpServer(int fd, int port,
-                                     std::function<std::string()> render)
-    : fd_(fd), port_(port), render_(std::move(render)) {
-  thread_ = std::thread([this] { Loop(); });
+MHD_Result Queue(MHD_Connection* connection, unsigned int code,
+                 const char* type, const std::string& body) {
+  MHD_Response* response = MHD_create_response_from_buffer(
+      body.size(), const_cast<char*>(body.data()), MHD_RESPMEM_MUST_COPY);
+  if (response == nullptr) return MHD_NO;
+  MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+  const MHD_Result result = MHD_queue_response(connection, code, response);
+  MHD_destroy_response(response);
+  return result;
+}
+
+MHD_Result Answer(void* cls, MHD_Connection* connection, const char* url,
+                  const char* method, const char* /*version*/,
+                  const char* /*upload_data*/, size_t* /*upload_data_size*/,
+                  void** /*request_state*/) {
+  const auto& render = *static_cast<const std::function<std::string()>*>(cls);
+  const bool get = std::strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
+                   std::strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+  if (!get) {
+    return Queue(connection, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain",
+                 "only GET /metrics\n");
+  }
+  if (std::strcmp(url, "/metrics") != 0) {
+    return Queue(connection, MHD_HTTP_NOT_FOUND, "text/plain",
+                 "try /metrics\n");
+  }
+  return Queue(connection, MHD_HTTP_OK, "text/plain; version=0.0.4", render());
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
+    const MetricsHttpOptions& options, std::function<std::string()> render) {
+  absl::StatusOr<int> fd = Listen(options.host, options.port);
+  if (!fd.ok()) return fd.status();
+  std::unique_ptr<MetricsHttpServer> server(
+      new MetricsHttpServer(BoundPort(*fd), std::move(render)));
+  const auto timeout = static_cast<unsigned int>(
+      std::max<int64_t>(1, absl::ToInt64Seconds(options.idle_timeout)));
+  server->daemon_ = MHD_start_daemon(
+      MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC, 0, nullptr, nullptr, &Answer,
+      const_cast<std::function<std::string()>*>(&server->render_),
+      MHD_OPTION_LISTEN_SOCKET, *fd, MHD_OPTION_THREAD_POOL_SIZE,
+      static_cast<unsigned int>(kThreads), MHD_OPTION_CONNECTION_TIMEOUT,
+      timeout, MHD_OPTION_CONNECTION_LIMIT,
+      static_cast<unsigned int>(std::max(1, options.max_connections)),
+      MHD_OPTION_END);
+  if (server->daemon_ == nullptr) {
+    close(*fd);
+    return absl::UnavailableError(
+        absl::StrCat("cannot start the metrics server on ", options.host, ":",
+                     options.port));
+  }
+  return server;
 }
 
 MetricsHttpServer::~MetricsHttpServer() {
-  shutdown(fd_, SHUT_RDWR);  // wakes accept()
-  thread_.join();
-  close(fd_);
-}
-
-void MetricsHttpServer::Loop() {
-  for (;;) {
-    const int client = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (client < 0) {
-      if (errno == EINTR || errno == ECONNABORTED) continue;
-      return;  // shut down
-    }
-    Serve(client);
-    close(client);
-  }
-}
-
-void MetricsHttpServer::Serve(int client) {
-  timeval timeout{2, 0};
-  setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-  std::string request;
-  char buffer[2048];
-  while (request.find("\r\n\r\n") == std::string::npos &&
-         request.find("\n\n") == std::string::npos && request.size() < 16384) {
-    const ssize_t n = recv(client, buffer, sizeof(buffer), 0);
-    if (n <= 0) break;
-    request.append(buffer, static_cast<size_t>(n));
-  }
-  if (absl::StartsWith(request, "GET /metrics ") ||
-      absl::StartsWith(request, "GET /metrics?")) {
-    WriteAll(client, Reply("200 OK", "text/plain; version=0.0.4", render_()));
-  } else {
-    WriteAll(client, Reply("404 Not Found", "text/plain", "try /metrics\n"));
-  }
+  if (daemon_ == nullptr) return;
+  // MHD_stop_daemon closes the listening socket it was given; a connection
+  // it is writing to never blocks it (sockets are non-blocking).
+  MHD_stop_daemon(daemon_);
 }
 
 }  // namespace audiotag
