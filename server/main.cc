@@ -74,6 +74,11 @@ ABSL_FLAG(double, upload_timeout_seconds, 30,
 ABSL_FLAG(int64_t, min_upload_bytes_per_second, int64_t{64} << 10,
           "Slowest average upload rate an AnalyzeStream may keep, in bytes"
           " per second, past --upload_timeout_seconds.");
+ABSL_FLAG(int64_t, grpc_memory_bytes, int64_t{1} << 30,
+          "gRPC's memory quota, in bytes: buffers of messages still arriving"
+          " (a unary Analyze is read whole before it can be admitted); under"
+          " pressure gRPC shrinks windows and closes connections"
+          " (UNAVAILABLE). 0: no quota.");
 ABSL_FLAG(int, max_metadata_bytes, 8192,
           "Largest request metadata (all headers of a call), in bytes"
           " (gRPC's grpc.max_metadata_size).");
@@ -289,6 +294,13 @@ int Serve() {
   // charge it to the byte budget (docs/hardening.md).
   builder.SetCompressionAlgorithmSupportStatus(GRPC_COMPRESS_DEFLATE, false);
   builder.SetCompressionAlgorithmSupportStatus(GRPC_COMPRESS_GZIP, false);
+  // gRPC's own buffers (messages still arriving, before a handler can
+  // charge them to --max_inflight_bytes); past it gRPC closes connections.
+  grpc::ResourceQuota quota("audiotag");
+  if (const int64_t bytes = absl::GetFlag(FLAGS_grpc_memory_bytes); bytes > 0) {
+    quota.Resize(bytes);
+    builder.SetResourceQuota(quota);
+  }
   builder.SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
   builder.SetMaxSendMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
   builder.RegisterService(&service);

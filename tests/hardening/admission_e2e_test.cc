@@ -5,8 +5,10 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -234,6 +236,153 @@ TEST(AdmissionE2E, TricklingStreamEndsWithDeadlineExceeded) {
   const grpc::Status status = writer->Finish();
   EXPECT_EQ(status.error_code(), Code::DEADLINE_EXCEEDED)
       << status.error_message();
+}
+
+// The byte budget (--max_inflight_bytes, and gRPC's quota,
+// --grpc_memory_bytes) of the tests below, and the margin the server's RSS
+// may grow past the two: each connection's and call's fixed state, decoder
+// buffers, allocator slack.
+constexpr int64_t kBudgetBytes = int64_t{40} << 20;
+constexpr int64_t kRssMarginBytes = int64_t{200} << 20;
+constexpr int kClients = 40;
+
+// 60 s of 48 kHz stereo 16-bit WAV: 11.5 MB.
+const std::string& LargeWav() {
+  static const std::string* wav =
+      new std::string(MakeWav(48000, 2, 16, false, 48000 * 60));
+  return *wav;
+}
+
+class ByteBudgetE2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string repository = NewTempDir("audiotag-budget-models");
+    WriteStatsModel(repository, "stats");
+    auto server = ServerProcess::Start(
+        repository,
+        {"--max_upload_bytes=16777216", "--max_message_bytes=16777216",
+         "--analysis_bytes_estimate=4194304",
+         absl::StrCat("--max_inflight_bytes=", kBudgetBytes),
+         absl::StrCat("--grpc_memory_bytes=", kBudgetBytes),
+         "--analysis_threads=2"});
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    auto stub = MakeStub(server_->address());
+    v1::AnalyzeResponse response;
+    ASSERT_TRUE(CallAnalyze(*stub, GoodWav(), StatsOptions(), &response).ok());
+    baseline_ = ProcStatusBytes(server_->pid(), "VmRSS");
+    ResetPeakRss(server_->pid());
+  }
+
+  // Runs `call(client)` on kClients threads at once; returns the codes.
+  std::vector<Code> RunClients(const std::function<grpc::Status(int)>& call) {
+    std::vector<Code> codes(kClients, Code::UNKNOWN);
+    std::vector<std::thread> threads;
+    for (int c = 0; c < kClients; ++c) {
+      threads.emplace_back([&, c] { codes[c] = call(c).error_code(); });
+    }
+    for (std::thread& t : threads) t.join();
+    return codes;
+  }
+
+  void ExpectRssWithinBudget() {
+    const int64_t peak = ProcStatusBytes(server_->pid(), "VmHWM");
+    EXPECT_LT(peak - baseline_, 2 * kBudgetBytes + kRssMarginBytes)
+        << "peak RSS " << peak << " from " << baseline_;
+  }
+
+  std::unique_ptr<ServerProcess> server_;
+  int64_t baseline_ = 0;
+};
+
+std::string Codes(const std::vector<Code>& codes) {
+  std::string text;
+  for (Code code : codes) absl::StrAppend(&text, static_cast<int>(code), " ");
+  return text;
+}
+
+int CountOf(const std::vector<Code>& codes, Code code) {
+  return static_cast<int>(std::count(codes.begin(), codes.end(), code));
+}
+
+TEST_F(ByteBudgetE2E, LargeStreamUploadsPastTheBudgetAreRefusedEarly) {
+  constexpr size_t kChunk = 1 << 20;
+  const size_t chunks = (LargeWav().size() + kChunk - 1) / kChunk;
+  std::atomic<int> refused_early{0};
+  const std::vector<Code> codes = RunClients([&](int c) {
+    auto stub = StubOnOwnConnection(server_->address(), c);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(120));
+    v1::AnalyzeResponse response;
+    auto writer = stub->AnalyzeStream(&context, &response);
+    size_t sent = 0;
+    if (writer->Write(OptionsMessage())) {
+      for (; sent < chunks; ++sent) {
+        v1::AnalyzeStreamRequest chunk;
+        chunk.set_audio_chunk(LargeWav().substr(sent * kChunk, kChunk));
+        if (!writer->Write(chunk)) break;
+      }
+      if (sent == chunks) writer->WritesDone();
+    }
+    const grpc::Status status = writer->Finish();
+    if (status.error_code() == Code::RESOURCE_EXHAUSTED && sent < chunks) {
+      ++refused_early;
+    }
+    return status;
+  });
+  EXPECT_GE(CountOf(codes, Code::OK), 1);
+  EXPECT_GE(CountOf(codes, Code::RESOURCE_EXHAUSTED), 1);
+  EXPECT_EQ(CountOf(codes, Code::OK) + CountOf(codes, Code::RESOURCE_EXHAUSTED),
+            kClients)
+      << Codes(codes);
+  // Refused as the chunk that did not fit arrived, not after the upload.
+  EXPECT_GE(refused_early.load(), 1);
+  ExpectRssWithinBudget();
+}
+
+// A unary message is read whole before the handler can refuse it; gRPC's
+// quota bounds those buffers by closing connections (UNAVAILABLE), and the
+// budget refuses what arrived (RESOURCE_EXHAUSTED). Both are retryable.
+TEST_F(ByteBudgetE2E, LargeUnaryUploadsPastTheBudgetAreRefused) {
+  const std::vector<Code> codes = RunClients([&](int c) {
+    auto stub = StubOnOwnConnection(server_->address(), c);
+    v1::AnalyzeResponse response;
+    return CallAnalyze(*stub, LargeWav(), StatsOptions(), &response, 120);
+  });
+  EXPECT_GE(CountOf(codes, Code::OK), 1) << Codes(codes);
+  EXPECT_GE(CountOf(codes, Code::RESOURCE_EXHAUSTED) +
+                CountOf(codes, Code::UNAVAILABLE),
+            1);
+  EXPECT_EQ(CountOf(codes, Code::OK) +
+                CountOf(codes, Code::RESOURCE_EXHAUSTED) +
+                CountOf(codes, Code::UNAVAILABLE),
+            kClients)
+      << Codes(codes);
+  ExpectRssWithinBudget();
+}
+
+TEST_F(ByteBudgetE2E, CompressedUploadsAreRefusedBeforeTheyInflate) {
+  // 11.5 MB of silence gzips to about 12 KB on the wire.
+  const std::vector<Code> codes = RunClients([&](int c) {
+    auto stub = StubOnOwnConnection(server_->address(), c);
+    v1::AnalyzeRequest request;
+    request.set_audio(LargeWav());
+    *request.mutable_options() = StatsOptions();
+    grpc::ClientContext context;
+    context.set_compression_algorithm(GRPC_COMPRESS_GZIP);
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(120));
+    v1::AnalyzeResponse response;
+    return stub->Analyze(&context, request, &response);
+  });
+  EXPECT_EQ(CountOf(codes, Code::UNIMPLEMENTED), kClients)
+      << "first: " << codes[0];
+  ExpectRssWithinBudget();
+  // Uncompressed calls still work.
+  auto stub = MakeStub(server_->address());
+  v1::AnalyzeResponse response;
+  EXPECT_TRUE(CallAnalyze(*stub, GoodWav(), StatsOptions(), &response).ok());
 }
 
 }  // namespace
