@@ -187,6 +187,8 @@ int Serve() {
       return 1;
     }
     metrics_server = *std::move(started);
+    LogLine("info", absl::StrCat("msg=\"serving metrics\" address=", http.host,
+                                 ":", metrics_server->port()));
   }
   RepositoryOptions repo_options;
   repo_options.root = absl::GetFlag(FLAGS_model_repository);
