@@ -89,14 +89,19 @@ class AudioTaggerService::StreamReactor final
         admitted = slot.status();
       }
     }
+    absl::Time first_check;
+    {
+      absl::MutexLock lock(&mu_);
+      finished_ = !admitted.ok();
+      alarm_pending_ = admitted.ok();
+      if (admitted.ok()) first_check = NextCheck();
+    }
     if (!admitted.ok()) {
-      finished_ = true;
       Finish(ToGrpcStatus(admitted));
       return;
     }
     // Armed before the first read, so no other callback runs yet.
-    alarm_pending_ = true;
-    ArmAlarm(NextCheck());
+    ArmAlarm(first_check);
     StartRead(&message_);
   }
 
@@ -170,6 +175,7 @@ class AudioTaggerService::StreamReactor final
   void OnAlarm(bool fired) {
     bool destroy = false;
     bool expired = false;
+    bool rearm = false;
     absl::Time next;
     {
       absl::MutexLock lock(&mu_);
@@ -182,7 +188,8 @@ class AudioTaggerService::StreamReactor final
           finished_ = true;
           uploading_ = false;
         } else {
-          alarm_pending_ = true;
+          // OnDone now waits for the next callback to delete the reactor.
+          alarm_pending_ = rearm = true;
           next = NextCheck();
         }
       }
@@ -191,7 +198,7 @@ class AudioTaggerService::StreamReactor final
       delete this;
     } else if (expired) {
       Finish(ToGrpcStatus(UploadExpired()));
-    } else if (alarm_pending_) {  // only this callback sets it back to true
+    } else if (rearm) {
       ArmAlarm(next);
     }
   }

@@ -67,10 +67,10 @@ ABSL_FLAG(int64_t, analysis_bytes_estimate, int64_t{16} << 20,
           "Bytes one analysis holds besides its upload (decoded audio,"
           " segments, results), charged against --max_inflight_bytes.");
 ABSL_FLAG(double, upload_timeout_seconds, 30,
-          "An AnalyzeStream upload must end within this many seconds of the"
-          " call's acceptance, plus 1 s per --min_upload_bytes_per_second"
-          " bytes received; else DEADLINE_EXCEEDED. 0: only the call's"
-          " deadline bounds it.");
+          "An AnalyzeStream must send a message at least this often, and end"
+          " its upload within this many seconds of the call's acceptance plus"
+          " 1 s per --min_upload_bytes_per_second bytes received; else"
+          " DEADLINE_EXCEEDED. 0: only the call's deadline bounds it.");
 ABSL_FLAG(int64_t, min_upload_bytes_per_second, int64_t{64} << 10,
           "Slowest average upload rate an AnalyzeStream may keep, in bytes"
           " per second, past --upload_timeout_seconds.");
