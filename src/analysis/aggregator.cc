@@ -140,19 +140,29 @@ absl::StatusOr<v1::ModelResult> Aggregate(
     for (size_t s = 0; s < spans.size(); ++s) {
       absl::StatusOr<Rows> rows = SegmentRows(outputs[s][o], dim, oc.name());
       if (!rows.ok()) return rows.status();
+      // Times are of the audio: a segment (or a frame of it) is reported
+      // over the part of the clip it holds, so a padded last segment ends at
+      // the clip's end and a centred first window starts at 0. A frame that
+      // lies wholly in padding is left out.
       const double start = spans[s].start / rate;
       const double step = window / rate / rows->count;
+      const int64_t first = std::max<int64_t>(spans[s].start, 0);
+      const double audio_start = first / rate;
+      const double audio_end = (first + spans[s].valid) / rate;
       for (int64_t r = 0; r < rows->count; ++r) {
         const float* row = rows->data + r * dim;
+        const double from = std::max(start + r * step, audio_start);
+        const double to = std::min(start + (r + 1) * step, audio_end);
+        if (rows->count > 1 && to <= from) continue;
         if (oc.kind() == v1::ACTIVATIONS) {
           v1::ActivationFrame* frame = out->add_frames();
-          frame->set_start_seconds(start + r * step);
-          frame->set_end_seconds(start + (r + 1) * step);
+          frame->set_start_seconds(from);
+          frame->set_end_seconds(to);
           frame->mutable_scores()->Add(row, row + dim);
         } else if (oc.kind() == v1::EMBEDDING && options.segment_embeddings) {
           v1::SegmentEmbedding* e = out->add_segments();
-          e->set_start_seconds(start + r * step);
-          e->set_end_seconds(start + (r + 1) * step);
+          e->set_start_seconds(from);
+          e->set_end_seconds(to);
           e->mutable_values()->Add(row, row + dim);
         }
       }

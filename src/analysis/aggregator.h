@@ -19,8 +19,12 @@ namespace audiotag {
 
 // Where a segment lies in the audio, in samples at the model's rate.
 struct SegmentSpan {
+  // First sample of the window in the audio; negative for a centred window
+  // (SegmentConfig.center) that begins in the leading zeros.
   int64_t start = 0;
-  int64_t valid = 0;  // real samples in it; less than the window when padded
+  // Real samples in it, from max(start, 0) on; less than the window when
+  // padded (centring's leading zeros or the last segment's padding).
+  int64_t valid = 0;
 };
 
 // Per-request choices that shape the answer.

@@ -18,7 +18,8 @@ ModelRun::ModelRun(std::shared_ptr<const Model> model,
       collect_(collect),
       segmenter_(model_->config().segment().window_samples(),
                  model_->config().segment().hop_samples(),
-                 model_->config().segment().last_segment()) {}
+                 model_->config().segment().last_segment(),
+                 model_->config().segment().center()) {}
 
 ModelRun::~ModelRun() {
   mu_.LockWhen(absl::Condition(this, &ModelRun::Drained));

@@ -57,6 +57,8 @@ class LogMelFrontEndImpl final : public FrontEnd {
   at::Tensor Spectrum(const at::Tensor& x, int64_t frames,
                       const Constants& k) const;
   at::Tensor Log(at::Tensor mel) const;
+  // Steps 1-6 for rows of equal length: [B, n] -> [B, frames(n), n_mels].
+  at::Tensor LogMel(const at::Tensor& waveforms, const Constants& k) const;
   at::Tensor Finish(at::Tensor logmel) const;
 
   const LogMelParams p_;
@@ -169,19 +171,56 @@ at::Tensor LogMelFrontEndImpl::Finish(at::Tensor x) const {
   }
 }
 
+at::Tensor LogMelFrontEndImpl::LogMel(const at::Tensor& waveforms,
+                                      const Constants& k) const {
+  const int64_t frames = p_.ComputedFrames(waveforms.size(1));
+  if (frames == 0) {
+    return torch::zeros({waveforms.size(0), 0, p_.n_mels},
+                        waveforms.options().dtype(torch::kFloat32));
+  }
+  const at::Tensor x = Condition(waveforms);
+  return Log(at::matmul(Spectrum(x, frames, k), k.bank));
+}
+
 at::Tensor LogMelFrontEndImpl::Forward(const at::Tensor& waveforms) const {
   TORCH_CHECK(waveforms.dim() == 2,
               "front-end input must be [B, samples], got ", waveforms.sizes());
   const Constants k = On(waveforms.device());
-  const at::Tensor x = Condition(waveforms);
-  const int64_t frames = p_.ComputedFrames(waveforms.size(1));
-  at::Tensor mel;
-  if (frames == 0) {
-    mel = torch::zeros({x.size(0), 0, p_.n_mels}, x.options());
-  } else {
-    mel = at::matmul(Spectrum(x, frames, k), k.bank);
+  const int64_t n = waveforms.size(1);
+  // Samples before each row's first NaN: a row with a NaN tail is a
+  // feature-padded segment (LAST_SEGMENT_PAD_FEATURES).
+  const at::Tensor real =
+      (~at::isnan(waveforms)).to(torch::kInt64).cumprod(1).sum(1).cpu();
+  const auto lengths = real.accessor<int64_t, 1>();
+  std::vector<int64_t> full;
+  std::vector<int64_t> partial;
+  for (int64_t b = 0; b < waveforms.size(0); ++b) {
+    (lengths[b] == n ? full : partial).push_back(b);
   }
-  return Finish(Log(std::move(mel)));
+  if (partial.empty()) return Finish(LogMel(waveforms, k));
+  // The features of the real samples alone, zero frames after them up to a
+  // full segment's count (Finish then pads or crops to num_frames), before
+  // the normalisation.
+  const int64_t frames = p_.ComputedFrames(n);
+  at::Tensor out = torch::zeros({waveforms.size(0), frames, p_.n_mels},
+                                waveforms.options().dtype(torch::kFloat32));
+  if (!full.empty()) {
+    const at::Tensor index =
+        torch::tensor(full, torch::kInt64).to(waveforms.device());
+    out.index_copy_(0, index, LogMel(waveforms.index_select(0, index), k));
+  }
+  for (int64_t b : partial) {
+    // Too short for any frame (or for reflect padding): all padding.
+    if (p_.ComputedFrames(lengths[b]) == 0 ||
+        (p_.center && p_.pad_mode == v1::PAD_REFLECT &&
+         lengths[b] <= p_.center_pad)) {
+      continue;
+    }
+    const at::Tensor mel =
+        LogMel(waveforms.narrow(0, b, 1).narrow(1, 0, lengths[b]), k);
+    out.narrow(0, b, 1).narrow(1, 0, mel.size(1)).copy_(mel);
+  }
+  return Finish(std::move(out));
 }
 
 }  // namespace

@@ -27,6 +27,10 @@ namespace audiotag {
 //      db_relative_to_max, top_db clamps at max - top_db, as librosa does);
 //   7. num_frames: zero-pad or crop frames; 8. (x - norm_mean) / norm_std;
 //   9. the layout.
+// A row whose tail is NaN is a feature-padded segment
+// (LAST_SEGMENT_PAD_FEATURES): steps 1-6 run on the samples before the first
+// NaN alone, and its frames are zero-padded to a full row's count before
+// step 7, so step 8 normalises the zeros as AST's loader does.
 absl::StatusOr<std::unique_ptr<FrontEnd>> CreateLogMelFrontEnd(
     const v1::InputConfig& config);
 

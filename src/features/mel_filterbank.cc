@@ -67,6 +67,21 @@ std::vector<float> KaldiTriangles(const MelFilterbankSpec& spec) {
   return bank;
 }
 
+// Scales each band (column) so that its weights sum to 1; an empty band stays
+// zero (librosa.util.normalize(norm=1) leaves a zero row alone).
+void NormalizeL1(std::vector<float>& bank, int64_t n_mels) {
+  const int64_t n_bins = static_cast<int64_t>(bank.size()) / n_mels;
+  for (int64_t m = 0; m < n_mels; ++m) {
+    double sum = 0;
+    for (int64_t k = 0; k < n_bins; ++k) sum += std::abs(bank[k * n_mels + m]);
+    if (sum <= 0) continue;
+    for (int64_t k = 0; k < n_bins; ++k) {
+      bank[k * n_mels + m] =
+          static_cast<float>(static_cast<double>(bank[k * n_mels + m]) / sum);
+    }
+  }
+}
+
 }  // namespace
 
 double HzToMel(double hz, v1::MelScale scale) {
@@ -97,6 +112,7 @@ double MelToHz(double mel, v1::MelScale scale) {
 std::vector<float> MelFilterbank(const MelFilterbankSpec& spec) {
   std::vector<float> bank =
       spec.scale == v1::MEL_KALDI ? KaldiTriangles(spec) : HzTriangles(spec);
+  if (spec.norm == v1::MEL_NORM_L1) NormalizeL1(bank, spec.n_mels);
   if (spec.zero_dc_bin) {
     std::fill(bank.begin(), bank.begin() + spec.n_mels, 0.0f);
   }

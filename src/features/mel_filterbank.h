@@ -31,6 +31,9 @@ struct MelFilterbankSpec {
 // integer division, as torchaudio does), n_mels + 2 edges evenly spaced in mel
 // and mapped back to Hz, triangles linear in Hz. MEL_NORM_SLANEY scales
 // triangle m by 2 / (f[m + 2] - f[m]) (librosa's norm="slaney").
+// MEL_NORM_L1 (any scale) then scales each band so its weights sum to 1
+// (librosa >= 0.8 norm=1); a band covering no bin stays zero. zero_dc_bin is
+// applied last.
 //
 // MEL_KALDI follows Kaldi's MelBanks (torchaudio.compliance.kaldi
 // .get_mel_banks): mel = 1127 ln(1 + f / 700), bin k at k * sample_rate /

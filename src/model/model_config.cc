@@ -143,6 +143,11 @@ absl::Status NormalizeSegment(v1::SegmentConfig* segment) {
     return Invalid("segment.hop_samples",
                    absl::StrCat("must be > 0, got ", segment->hop_samples()));
   }
+  if (!v1::LastSegment_IsValid(segment->last_segment())) {
+    return Invalid("segment.last_segment",
+                   absl::StrCat("is not a known LastSegment (",
+                                segment->last_segment(), ")"));
+  }
   return absl::OkStatus();
 }
 
@@ -305,6 +310,13 @@ absl::Status NormalizeModelConfig(absl::string_view folder_name,
   } else {
     RETURN_IF_ERROR(NormalizeInput(config->mutable_input()));
     RETURN_IF_ERROR(NormalizeSegment(config->mutable_segment()));
+    if (config->segment().last_segment() == v1::LAST_SEGMENT_PAD_FEATURES &&
+        !config->input().has_log_mel()) {
+      return Invalid("segment.last_segment",
+                     "LAST_SEGMENT_PAD_FEATURES pads log-mel frames and needs "
+                     "a log_mel front-end (use LAST_SEGMENT_PAD for a "
+                     "waveform model)");
+    }
   }
   RETURN_IF_ERROR(NormalizeOutputs(config));
   RETURN_IF_ERROR(NormalizeBatching(config->mutable_batching()));

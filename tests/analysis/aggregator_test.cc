@@ -118,6 +118,68 @@ TEST(Aggregator, FrameWiseActivationsSplitTheSegment) {
   EXPECT_THAT(act.frames(1).scores(), ElementsAre(4, 5, 6));
 }
 
+TEST(Aggregator, PaddedLastSegmentEndsAtTheEndOfTheClip) {
+  // 1.3 s of audio at 10 Hz, 1 s windows, hop 1 s: [0, 1] and the padded
+  // [1, 1.3] (3 real samples), not [1, 2].
+  auto model = MakeModel();
+  std::vector<SegmentSpan> spans = {{0, 10}, {10, 3}};
+  std::vector<std::vector<Tensor>> outputs = {
+      {T({3}, {0, 0, 0}), T({3}, {1, 1, 1}), T({2}, {1, 1})},
+      {T({3}, {0, 0, 0}), T({3}, {2, 2, 2}), T({2}, {2, 2})}};
+  AggregationOptions options;
+  options.segment_embeddings = true;
+  auto result = Aggregate(*model, spans, outputs, options);
+  ASSERT_TRUE(result.ok()) << result.status();
+  const v1::OutputResult& act = result->outputs(1);
+  ASSERT_EQ(act.frames_size(), 2);
+  EXPECT_DOUBLE_EQ(act.frames(1).start_seconds(), 1.0);
+  EXPECT_DOUBLE_EQ(act.frames(1).end_seconds(), 1.3);
+  const v1::OutputResult& emb = result->outputs(2);
+  ASSERT_EQ(emb.segments_size(), 2);
+  EXPECT_DOUBLE_EQ(emb.segments(0).end_seconds(), 1.0);
+  EXPECT_DOUBLE_EQ(emb.segments(1).start_seconds(), 1.0);
+  EXPECT_DOUBLE_EQ(emb.segments(1).end_seconds(), 1.3);
+}
+
+TEST(Aggregator, FramesInThePaddingAreLeftOutAndTheLastOneIsCut) {
+  // One padded 1 s segment holding 0.6 s of audio, 4 frames of 0.25 s:
+  // [0, .25], [.25, .5], [.5, .6]; the fourth lies wholly in the padding.
+  auto model = MakeModel();
+  std::vector<SegmentSpan> spans = {{0, 6}};
+  std::vector<std::vector<Tensor>> outputs = {
+      {T({3}, {0, 0, 0}), T({4, 3}, {1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4}),
+       T({2}, {0, 0})}};
+  auto result = Aggregate(*model, spans, outputs, AggregationOptions());
+  ASSERT_TRUE(result.ok()) << result.status();
+  const v1::OutputResult& act = result->outputs(1);
+  ASSERT_EQ(act.frames_size(), 3);
+  EXPECT_DOUBLE_EQ(act.frames(1).end_seconds(), 0.5);
+  EXPECT_DOUBLE_EQ(act.frames(2).start_seconds(), 0.5);
+  EXPECT_DOUBLE_EQ(act.frames(2).end_seconds(), 0.6);
+  EXPECT_THAT(act.frames(2).scores(), ElementsAre(3, 3, 3));
+}
+
+TEST(Aggregator, CentredWindowsReportTheAudioTheyCover) {
+  // Centred 1 s windows, hop 0.5 s, over 1.2 s of audio: the segmenter's
+  // starts are -0.5, 0 and 0.5 s; reported as [0, .5], [0, 1], [.5, 1.2].
+  auto model = MakeModel();
+  std::vector<SegmentSpan> spans = {{-5, 5}, {0, 10}, {5, 7}};
+  std::vector<std::vector<Tensor>> outputs(
+      3, {T({3}, {0, 0, 0}), T({3}, {0, 0, 0}), T({2}, {0, 0})});
+  AggregationOptions options;
+  options.segment_embeddings = true;
+  auto result = Aggregate(*model, spans, outputs, options);
+  ASSERT_TRUE(result.ok()) << result.status();
+  const v1::OutputResult& emb = result->outputs(2);
+  ASSERT_EQ(emb.segments_size(), 3);
+  EXPECT_DOUBLE_EQ(emb.segments(0).start_seconds(), 0.0);
+  EXPECT_DOUBLE_EQ(emb.segments(0).end_seconds(), 0.5);
+  EXPECT_DOUBLE_EQ(emb.segments(1).start_seconds(), 0.0);
+  EXPECT_DOUBLE_EQ(emb.segments(1).end_seconds(), 1.0);
+  EXPECT_DOUBLE_EQ(emb.segments(2).start_seconds(), 0.5);
+  EXPECT_DOUBLE_EQ(emb.segments(2).end_seconds(), 1.2);
+}
+
 TEST(Aggregator, WrongOutputSizeIsInternal) {
   auto model = MakeModel();
   std::vector<SegmentSpan> spans = {{0, 10}};

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <limits>
 #include <string>
 
 #include "absl/status/status.h"
@@ -101,6 +102,53 @@ TEST(FrontEndParity, AstPadsToTargetLengthThenNormalises) {
     }
   }
   EXPECT_LE(err, kLogTolerance / std);
+}
+
+// LAST_SEGMENT_PAD_FEATURES: a row whose tail is NaN (the segmenter's mark
+// of padding) gets the features of its real samples alone, frames
+// zero-padded before the normalisation, as AST's loader does for a short
+// clip. Reference: tools/golden/make_fidelity_golden.py (the first 100 of
+// 1024 frames; the rest are padding, (0 + 4.2677393) / 9.1379948).
+TEST(FrontEndParity, AstFeaturePaddingMatchesAstLoaderOnTheShortClip) {
+  const Tensor want = Load("ast_feature_pad");  // [2, 100, 128]
+  ASSERT_EQ(want.shape, (std::vector<int64_t>{2, 100, 128}));
+  Tensor audio = Load("audio_16k");  // [2, 16000]
+  ASSERT_EQ(audio.shape, (std::vector<int64_t>{2, 16000}));
+  constexpr int64_t kReal = 9000;
+  std::fill(audio.data.begin() + 16000 + kReal, audio.data.end(),
+            std::numeric_limits<float>::quiet_NaN());
+  absl::StatusOr<std::unique_ptr<FrontEnd>> fe =
+      FrontEnd::Create(ParseConfig(testing::kAstConfig));
+  ASSERT_TRUE(fe.ok()) << fe.status();
+  for (bool both : {true, false}) {
+    // Both rows in one batch (a full and a padded segment), then the padded
+    // row alone.
+    Tensor in = audio;
+    if (!both) {
+      in.shape = {1, 16000};
+      in.data.erase(in.data.begin(), in.data.begin() + 16000);
+    }
+    absl::StatusOr<Tensor> got = (*fe)->ForwardCpu(in);
+    ASSERT_TRUE(got.ok()) << got.status();
+    const int64_t rows = in.shape[0];
+    ASSERT_EQ(got->shape, (std::vector<int64_t>{rows, 1024, 128}));
+    const double pad = 4.2677393 / 9.1379948;
+    double err = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t b = both ? r : 1;
+      for (int64_t t = 0; t < 1024; ++t) {
+        for (int64_t f = 0; f < 128; ++f) {
+          const double ref = t < 100 ? want.data[(b * 100 + t) * 128 + f] : pad;
+          const double v = got->data[(r * 1024 + t) * 128 + f];
+          ASSERT_TRUE(std::isfinite(v)) << r << " " << t << " " << f;
+          err = std::max(err, std::abs(v - ref));
+        }
+      }
+    }
+    std::printf("[ parity ] ast feature padding (%s) max abs error %.3g\n",
+                both ? "batch of 2" : "alone", err);
+    EXPECT_LE(err, kLogTolerance / 9.1379948);
+  }
 }
 
 TEST(FrontEndParity, PasstMatchesAugmentMelStftEval) {

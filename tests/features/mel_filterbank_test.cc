@@ -66,6 +66,45 @@ TEST(MelFilterbank, SlaneyWithSlaneyNormMatchesTorchaudio) {
                                    .norm = v1::MEL_NORM_SLANEY});
 }
 
+TEST(MelFilterbank, OpenL3Mel128AreaNormMatchesOldLibrosa) {
+  // librosa.filters.mel(48000, 2048, 128, htk=True, norm=1) as librosa < 0.7
+  // computed it (Slaney area), the bank kapre 0.1.4 trained OpenL3 with.
+  ExpectBank("openl3_mel128_area", {.n_fft = 2048,
+                                    .sample_rate = 48000,
+                                    .n_mels = 128,
+                                    .f_min = 0,
+                                    .f_max = 24000,
+                                    .scale = v1::MEL_HTK,
+                                    .norm = v1::MEL_NORM_SLANEY});
+}
+
+TEST(MelFilterbank, OpenL3Mel128L1NormMatchesNewLibrosa) {
+  // The same call with librosa >= 0.8 (unit L1 norm), as torchopenl3 runs it.
+  ExpectBank("openl3_mel128_l1", {.n_fft = 2048,
+                                  .sample_rate = 48000,
+                                  .n_mels = 128,
+                                  .f_min = 0,
+                                  .f_max = 24000,
+                                  .scale = v1::MEL_HTK,
+                                  .norm = v1::MEL_NORM_L1});
+}
+
+TEST(MelFilterbank, L1NormMakesEveryBandSumToOne) {
+  const MelFilterbankSpec spec = {.n_fft = 1024,
+                                  .sample_rate = 32000,
+                                  .n_mels = 64,
+                                  .f_min = 50,
+                                  .f_max = 14000,
+                                  .scale = v1::MEL_SLANEY,
+                                  .norm = v1::MEL_NORM_L1};
+  const std::vector<float> bank = MelFilterbank(spec);
+  for (int64_t m = 0; m < spec.n_mels; ++m) {
+    double sum = 0;
+    for (int64_t k = 0; k < spec.n_fft / 2 + 1; ++k) sum += bank[k * 64 + m];
+    EXPECT_NEAR(sum, 1.0, 1e-5) << "band " << m;
+  }
+}
+
 TEST(MelFilterbank, KaldiMatchesTorchaudioComplianceKaldi) {
   ExpectBank("fbank_kaldi", {.n_fft = 512,
                              .sample_rate = 16000,

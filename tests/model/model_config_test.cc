@@ -202,6 +202,28 @@ INSTANTIATE_TEST_SUITE_P(
         InvalidCase{"version_policy { version: -1 }", "version_policy.version"},
         InvalidCase{"warmup_batches: -1", "warmup_batches"}));
 
+TEST(NormalizeModelConfig, PadFeaturesNeedsALogMelFrontEnd) {
+  const absl::Status status =
+      NormalizeWith("segment { last_segment: LAST_SEGMENT_PAD_FEATURES }");
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("segment.last_segment"));
+  EXPECT_THAT(status.message(), HasSubstr("log_mel"));
+  v1::ModelConfig config = Parse(R"pb(
+    input {
+      sample_rate: 16000
+      log_mel { n_fft: 400 hop_length: 160 n_mels: 64 log: LOG_NONE }
+    }
+    segment {
+      window_samples: 16000
+      last_segment: LAST_SEGMENT_PAD_FEATURES
+      center: true
+    }
+    output { name: "e" kind: EMBEDDING dim: 4 }
+  )pb");
+  const absl::Status log_mel = NormalizeModelConfig("m", &config);
+  EXPECT_TRUE(log_mel.ok()) << log_mel;
+}
+
 TEST(NormalizeModelConfig, NeedsFrontEnd) {
   v1::ModelConfig config = Parse(R"pb(
     input { sample_rate: 16000 }
