@@ -177,6 +177,16 @@ def make_random_checkpoint(path: str, classes: int, depth: int, seed: int) -> No
           f"{depth}, {n} parameters")
 
 
+# How the last partial segment is padded (--last-segment).
+LAST_SEGMENT = {"features": "LAST_SEGMENT_PAD_FEATURES", "waveform": "LAST_SEGMENT_PAD"}
+LAST_SEGMENT_NOTE = {
+    "features": "fbank of the real samples, frames zero-padded to 1024 before "
+                "the normalisation (AST's loader, _wav2fbank)",
+    "waveform": "waveform zero-padded to 10.24 s before the fbank "
+                "(not what AST's loader does)",
+}
+
+
 def config_text(num_classes: int, embed_dim: int, args) -> str:
     ckpt = os.path.basename(args.checkpoint)
     desc = (f"AST (AudioSet, {num_classes} classes) from {ckpt}; 10.24 s "
@@ -185,10 +195,11 @@ def config_text(num_classes: int, embed_dim: int, args) -> str:
     return (
         "# Written by tools/export/ast_export.py. The network returns (logits,\n"
         "# embedding); audiotag applies the activation to the logits.\n"
+        f"# Last partial segment: {LAST_SEGMENT_NOTE[args.last_segment]}\n"
         f"description: {vc.pbtxt_string(desc)}\n"
         + FRONT_END +
         f"segment {{ window_samples: {SEGMENT_SAMPLES} hop_samples: {hop} "
-        "last_segment: LAST_SEGMENT_PAD }\n"
+        f"last_segment: {LAST_SEGMENT[args.last_segment]} }}\n"
         + vc.outputs_block(num_classes, embed_dim, args.activation)
         + vc.batching_block(args.max_batch_size, args.max_queue_delay_us))
 
@@ -202,6 +213,11 @@ def parse_args(argv):
     p.add_argument("--labels", help="AudioSet class_labels_indices.csv or a "
                    "text file with one label per line")
     p.add_argument("--classes", type=int, default=527)
+    p.add_argument("--last-segment", choices=sorted(LAST_SEGMENT), default="features",
+                   help="how a clip's last partial segment is padded: 'features' (the "
+                        "default, as AST's loader: the fbank of the real samples, zero "
+                        "frames after them, then the normalisation) or 'waveform' "
+                        "(zero samples before the fbank)")
     return vc.parse_export_args(p, argv)
 
 
@@ -226,6 +242,8 @@ def run(argv) -> None:
     print(f"wrote {args.out} (AST, {num_classes} classes, {len(model.v.blocks)} "
           f"blocks); TorchScript vs eager max abs error: logits "
           f"{errors[0]:.2e}, embedding {errors[1]:.2e}")
+    print(f"last partial segment ({LAST_SEGMENT[args.last_segment]}): "
+          f"{LAST_SEGMENT_NOTE[args.last_segment]}")
 
 
 def main(argv=None) -> int:

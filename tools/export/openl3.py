@@ -24,11 +24,24 @@ db_relative_to_max, then /2 (norm_std: 2) with the clamp at -160 before the
 halving (top_db: 160) and log_floor 1e-20 (= (1e-10)^2). (docs/front_ends.md's
 OpenL3 block says power: 1, i.e. the mel bank on the magnitude, which is not
 what kapre computes.) The checkpoint's speclayer tensors are checked against
-the standard kernels and the HTK/Slaney bank audiotag uses (--frontend-check).
+the standard kernels and mel banks (--frontend-check).
 
-Framing: windows start at 0, k*0.1 s, the last partial window zero-padded,
-i.e. openl3's center=False. (openl3's default center=True prepends 0.5 s of
-zeros; prepend them to the audio to reproduce it.)
+Mel filters (--mel-norm): kapre 0.1.4 builds them with librosa.filters.mel(
+sr=48000, n_fft=2048, htk=True, norm=1). librosa < 0.7 read norm=1 as
+Slaney's area normalisation; librosa >= 0.8 reads it as unit L1 norm.
+OpenL3 was trained in 2018 (librosa 0.6) and openl3 <= 0.3 stored that bank
+as the Melspectrogram layer's non-trainable `freq2mel` weight in its .h5
+files, so the published weights saw the area-normalised bank: `area` is the
+default. torchopenl3 recomputes the bank with whatever librosa is installed
+(L1 today): `l1` reproduces that; `checkpoint` takes whichever of the two the
+checkpoint's speclayer.mel_basis holds.
+
+Framing (--center/--no-center): openl3's and torchopenl3's
+get_audio_embedding default to center=True, which pads half a window of
+zeros before the audio so that window k is centred on k * hop (139 windows
+for a 14.3 s clip at a 0.1 s hop); the export does the same by default
+(segment.center). --no-center gives center=False (windows start at k * hop;
+134 windows for that clip). The last partial window is zero-padded either way.
 """
 
 import argparse
@@ -54,7 +67,15 @@ N_MELS = {"mel128": 128, "mel256": 256}
 SPEC_KEYS = ("speclayer.dft_real_kernels", "speclayer.dft_imag_kernels", "speclayer.mel_basis")
 
 
-def input_block(input_repr: str) -> str:
+# --mel-norm: the config's MelNorm and what it means.
+MEL_NORMS = {
+    "area": ("MEL_NORM_SLANEY", "area (Slaney) normalised, as librosa < 0.7 built it for kapre 0.1.4: "
+                                "the bank the published weights were trained with"),
+    "l1": ("MEL_NORM_L1", "unit L1 norm, as librosa >= 0.8 builds it: what torchopenl3 computes today"),
+}
+
+
+def input_block(input_repr: str, mel_norm: str = "area") -> str:
     return f"""\
 input {{
   sample_rate: 48000
@@ -69,7 +90,7 @@ input {{
     f_min: 0
     f_max: 24000
     mel_scale: MEL_HTK
-    mel_norm: MEL_NORM_SLANEY
+    mel_norm: {MEL_NORMS[mel_norm][0]}
     power: 2
     log: LOG_DB
     log_floor: 1e-20
@@ -81,8 +102,9 @@ input {{
 }}"""
 
 
-def segment_block(hop_samples: int) -> str:
-    return f"segment {{ window_samples: 48000 hop_samples: {hop_samples} last_segment: LAST_SEGMENT_PAD }}"
+def segment_block(hop_samples: int, center: bool = True) -> str:
+    return (f"segment {{ window_samples: 48000 hop_samples: {hop_samples} last_segment: LAST_SEGMENT_PAD"
+            f"{' center: true' if center else ''} }}")
 
 
 class _SpecLayer(nn.Module):
@@ -172,9 +194,10 @@ def kapre_dft_kernels() -> Tuple[np.ndarray, np.ndarray]:
     return (np.cos(ang) * w)[:, None, :], (-np.sin(ang) * w)[:, None, :]
 
 
-def htk_slaney_mel(n_mels: int) -> np.ndarray:
+def htk_mel(n_mels: int, norm: str = "area") -> np.ndarray:
     """(n_mels, 1025): librosa mel(sr=48000, n_fft=2048, htk=True, norm=1)
-    as librosa < 0.7 computed it (norm=1 = Slaney unit area)."""
+    as librosa < 0.7 computed it (norm "area": Slaney unit area) or as
+    librosa >= 0.8 does (norm "l1": each band's weights sum to 1)."""
     hz2mel = lambda f: 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)  # noqa: E731
     mel2hz = lambda m: 700.0 * (10.0 ** (np.asarray(m) / 2595.0) - 1.0)  # noqa: E731
     fft_freqs = np.linspace(0.0, SAMPLE_RATE / 2.0, N_DFT // 2 + 1)
@@ -183,22 +206,41 @@ def htk_slaney_mel(n_mels: int) -> np.ndarray:
     for i in range(n_mels):
         lo, c, hi = edges[i], edges[i + 1], edges[i + 2]
         w[i] = np.maximum(0.0, np.minimum((fft_freqs - lo) / (c - lo), (hi - fft_freqs) / (hi - c)))
-        w[i] *= 2.0 / (hi - lo)
+        if norm == "area":
+            w[i] *= 2.0 / (hi - lo)
+        elif w[i].sum() > 0:
+            w[i] /= w[i].sum()
     return w
 
 
-def standard_speclayer(input_repr: str) -> Dict[str, torch.Tensor]:
+def standard_speclayer(input_repr: str, norm: str = "area") -> Dict[str, torch.Tensor]:
     re, im = kapre_dft_kernels()
     return {SPEC_KEYS[0]: torch.from_numpy(re).float(), SPEC_KEYS[1]: torch.from_numpy(im).float(),
-            SPEC_KEYS[2]: torch.from_numpy(htk_slaney_mel(N_MELS[input_repr])).float()}
+            SPEC_KEYS[2]: torch.from_numpy(htk_mel(N_MELS[input_repr], norm)).float()}
 
 
-def random_checkpoint(path: str, input_repr: str, embedding_size: int, seed: int = 0) -> None:
+def identify_mel_norm(mel_basis: torch.Tensor, input_repr: str) -> Tuple[str, float]:
+    """Which standard bank a checkpoint's speclayer.mel_basis is: ("area" or
+    "l1", relative error), or ("unknown", smallest relative error)."""
+    a = mel_basis.double()
+    best = ("unknown", float("inf"))
+    for norm in MEL_NORMS:
+        t = torch.from_numpy(htk_mel(N_MELS[input_repr], norm))
+        if tuple(t.shape) != tuple(a.shape):
+            continue
+        rel = (a - t).abs().max().item() / max(t.abs().max().item(), 1e-30)
+        if rel < best[1]:
+            best = (norm, rel)
+    return best if best[1] <= 1e-4 else ("unknown", best[1])
+
+
+def random_checkpoint(path: str, input_repr: str, embedding_size: int, seed: int = 0,
+                      mel_norm: str = "area") -> None:
     """A state dict shaped like torchopenl3_<repr>_<content>_<size>.pth, standard
-    front-end tensors, random weights."""
+    front-end tensors (the mel bank with `mel_norm`), random weights."""
     m = OpenL3(input_repr, embedding_size)
     with torch.no_grad():
-        for k, t in standard_speclayer(input_repr).items():
+        for k, t in standard_speclayer(input_repr, mel_norm).items():
             m.state_dict()[k].copy_(t)
     common.randomize_(m, seed, skip=SPEC_KEYS)
     torch.save(m.state_dict(), path)
@@ -211,6 +253,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="recorded in the description only (the weights differ, not the network)")
     p.add_argument("--embedding-size", type=int, choices=(512, 6144), default=512)
     p.add_argument("--hop-seconds", type=float, default=0.1, help="window hop (default 0.1 s, openl3's)")
+    p.add_argument("--center", action=argparse.BooleanOptionalAction, default=True,
+                   help="centre window k on k * hop by padding half a window before the audio "
+                        "(openl3's and torchopenl3's default center=True); --no-center starts "
+                        "window k at k * hop (center=False)")
+    p.add_argument("--mel-norm", choices=("area", "l1", "checkpoint"), default="area",
+                   help="mel filter normalisation: area (the default: librosa < 0.7's norm=1, the bank "
+                        "the published weights were trained with), l1 (librosa >= 0.8's norm=1, what "
+                        "torchopenl3 computes today) or checkpoint (whichever of the two the "
+                        "checkpoint's speclayer.mel_basis holds)")
+    p.add_argument("--random-mel-norm", choices=("area", "l1"), default="area",
+                   help="with --random-weights: the mel bank written into the random checkpoint")
     p.add_argument("--frontend", choices=("auto", "audiotag", "network"), default="auto",
                    help="audiotag's log-mel, or the kapre front-end inside the network from the checkpoint's "
                         "speclayer tensors (waveform input). auto: audiotag for mel128, network for mel256 "
@@ -228,13 +281,40 @@ def frontend_of(args) -> str:
     return "audiotag" if args.input_repr == "mel128" else "network"
 
 
-def build(args) -> nn.Module:
+def resolve_mel_norm(args, sd: Dict[str, torch.Tensor]) -> str:
+    """The bank to serve ("area" or "l1"), logging what the checkpoint holds
+    and warning (or failing, --frontend-check error) when they differ."""
+    held, rel = identify_mel_norm(sd[SPEC_KEYS[2]], args.input_repr)
+    held_text = (f"{held} ({MEL_NORMS[held][1]})" if held in MEL_NORMS
+                 else f"neither standard bank (relative difference {rel:.3g})")
+    common.log(f"checkpoint's speclayer.mel_basis: {held_text}")
+    if args.mel_norm == "checkpoint":
+        if held not in MEL_NORMS:
+            raise common.ExportError(f"--mel-norm checkpoint: the checkpoint's speclayer.mel_basis is {held_text}; "
+                                     "pass --mel-norm area or --mel-norm l1")
+        chosen = held
+    else:
+        chosen = args.mel_norm
+    common.log(f"mel filters served: {chosen}: {MEL_NORMS[chosen][1]} (--mel-norm {args.mel_norm})")
+    if held != chosen and args.frontend_check != "off":
+        msg = (f"the checkpoint's speclayer.mel_basis is {held_text}, the export serves {chosen}; "
+               "embeddings will follow the served bank (--mel-norm chooses; --mel-norm checkpoint follows the file)")
+        if args.frontend_check == "error":
+            raise common.ExportError(msg)
+        common.log("WARNING: " + msg)
+    return chosen
+
+
+def build(args) -> Tuple[nn.Module, str]:
+    """(module, mel norm served)."""
     sd = common.unwrap_state_dict(common.torch_load(args.checkpoint))
     full = OpenL3(args.input_repr, args.embedding_size, with_speclayer=True)
     common.load_state_dict_strict(full, sd, f"OpenL3 {args.input_repr}/{args.embedding_size} checkpoint {args.checkpoint}")
+    mel_norm = resolve_mel_norm(args, sd)
     if args.frontend_check != "off":
-        std = standard_speclayer(args.input_repr)
-        for k, t in std.items():
+        std = standard_speclayer(args.input_repr, mel_norm)
+        for k in SPEC_KEYS[:2]:
+            t = std[k]
             a = sd[k].double()
             d = (a - t.double()).abs().max().item()
             rel = d / max(t.abs().max().item(), 1e-30)
@@ -247,17 +327,20 @@ def build(args) -> nn.Module:
     trunk = OpenL3(args.input_repr, args.embedding_size, with_speclayer=False)
     trunk.load_state_dict({k: v for k, v in sd.items() if not k.startswith("speclayer.")}, strict=True)
     if frontend_of(args) == "network":
-        return WithFrontEnd(KapreMel(full.speclayer), trunk).eval()
-    return trunk.eval()
+        # The network front-end serves the chosen bank too.
+        with torch.no_grad():
+            full.speclayer.mel_basis.copy_(standard_speclayer(args.input_repr, mel_norm)[SPEC_KEYS[2]])
+        return WithFrontEnd(KapreMel(full.speclayer), trunk).eval(), mel_norm
+    return trunk.eval(), mel_norm
 
 
 def main(args) -> None:
     if not args.checkpoint:
         raise common.ExportError("--checkpoint is required")
     if args.random_weights:
-        random_checkpoint(args.checkpoint, args.input_repr, args.embedding_size, args.seed)
-        common.log(f"wrote random-weight checkpoint {args.checkpoint}")
-    model = build(args)
+        random_checkpoint(args.checkpoint, args.input_repr, args.embedding_size, args.seed, args.random_mel_norm)
+        common.log(f"wrote random-weight checkpoint {args.checkpoint} ({args.random_mel_norm} mel bank)")
+    model, mel_norm = build(args)
     g = torch.Generator().manual_seed(args.seed)
     n_mels = N_MELS[args.input_repr]
     front = frontend_of(args)
@@ -266,16 +349,23 @@ def main(args) -> None:
         in_block = "input { sample_rate: 48000 waveform {} layout: LAYOUT_BT }"
     else:
         checks = [torch.clamp(torch.randn(args.check_batch, 1, n_mels, FRAMES, generator=g) * 20.0 - 40.0, -80.0, 0.0)]
-        in_block = input_block(args.input_repr)
+        in_block = input_block(args.input_repr, mel_norm)
     batching, inst = common.serving_blocks(args)
     hop = int(round(args.hop_seconds * SAMPLE_RATE))
+    framing = ("centred (center=True: window k centred on k * hop)" if args.center
+               else "not centred (center=False: window k starts at k * hop)")
+    common.log(f"framing: 1 s windows every {args.hop_seconds:g} s, {framing}")
     config = common.config_text(
-        description=f"OpenL3 {args.input_repr} {args.content_type} {args.embedding_size}-d embedding per 1 s window",
+        description=(f"OpenL3 {args.input_repr} {args.content_type} {args.embedding_size}-d embedding per 1 s window "
+                     f"({'centred' if args.center else 'not centred'}, {mel_norm} mel filters)"),
         header=(f"Written by tools/export/export.py openl3 --input-repr {args.input_repr} --content-type "
-                f"{args.content_type} --embedding-size {args.embedding_size} --frontend {front}.\n"
+                f"{args.content_type} --embedding-size {args.embedding_size} --frontend {front} "
+                f"--mel-norm {args.mel_norm} --{'' if args.center else 'no-'}center.\n"
                 f"checkpoint: {os.path.basename(args.checkpoint)}\n"
-                f"Front-end ({'in the network' if front == 'network' else 'audiotag'}): kapre 0.1.4 (mel bank on the power STFT, sqrt, dB re per-window max, floor -80 dB)."),
-        input_block=in_block, segment_block=segment_block(hop),
+                f"Front-end ({'in the network' if front == 'network' else 'audiotag'}): kapre 0.1.4 (mel bank on the power STFT, sqrt, dB re per-window max, floor -80 dB).\n"
+                f"Mel filters: {MEL_NORMS[mel_norm][1]}.\n"
+                f"Framing: {framing}."),
+        input_block=in_block, segment_block=segment_block(hop, args.center),
         outputs=[common.output_block("embedding", "EMBEDDING", args.embedding_size)],
         batching=batching, instances=inst, warmup_batches=args.warmup_batches)
     common.export_model_folder(args, eager=model, check_inputs=checks, config=config, tolerance=1e-3,
