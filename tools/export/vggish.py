@@ -10,9 +10,21 @@ dict uses the key names and shapes of torchvggish's converted checkpoint
   embeddings.{0,2,4}.{weight,bias}          fc 12288-4096-4096-128
 
 The flatten before the fc layers is channels-last (B, 6, 4, 512), as in the
-TF original. TF's last fc ("fc2") has no ReLU; torchvggish adds one.
-`--final-relu` chooses; the default follows TF (no ReLU), because the PCA
-parameters and AudioSet's released embeddings come from the TF model.
+TF original. TF's last fc ("fc2") has no ReLU; torchvggish adds one. TF's
+vggish_postprocess quantises with astype(uint8) (floor); torchvggish rounds.
+
+Which of the two pipelines the export reproduces (--style) comes from the
+files it is given, and the tool prints what it chose and why:
+  torchvggish  the checkpoint holds torchvggish's pproc.* PCA tensors (a whole
+               torchvggish VGGish state dict), or has its release file name
+               vggish-<8 hex>.pth, or the PCA file is a torch file (its
+               vggish_pca_params-<8 hex>.pth): final ReLU, round.
+  tf           the PCA file is the TF release's vggish_pca_params.npz: no
+               final ReLU, floor.
+When the files say nothing (a plain state dict under another name, no PCA)
+or contradict each other, the tool stops and asks for --style tf or
+--style torchvggish. --final-relu/--no-final-relu and --pca-rounding
+override the style's choice for one behaviour.
 
 Post-processing (optional, --pca): vggish_pca_params, i.e.
 pca_eigen_vectors [128,128] and pca_means [128] or [128,1], from
@@ -31,7 +43,8 @@ takes (B, 1, 96, 64) per 0.96 s patch: segment 15600 samples at 16 kHz, hop
 
 import argparse
 import os
-from typing import Dict, Optional, Tuple
+import re
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -175,31 +188,105 @@ def random_checkpoint(path: str, seed: int = 0, pca_path: Optional[str] = None) 
             torch.save({"pca_eigen_vectors": torch.from_numpy(ev), "pca_means": torch.from_numpy(mu)}, pca_path)
 
 
+# What each reference pipeline does after the shared network.
+STYLES = {
+    "tf": {"final_relu": False, "rounding": "floor",
+           "what": "TensorFlow VGGish (no ReLU after fc2; vggish_postprocess floors with astype(uint8))"},
+    "torchvggish": {"final_relu": True, "rounding": "round",
+                    "what": "torchvggish (ReLU after the last fc; its Postprocessor rounds with torch.round)"},
+}
+TORCHVGGISH_FILE = re.compile(r"vggish-[0-9a-f]{8}\.pth")
+
+
+def style_evidence(checkpoint: str, keys: List[str], pca: Optional[str]) -> List[Tuple[str, str]]:
+    """(style, reason) for each thing the given files say about their origin."""
+    found = []
+    if any(k.startswith("pproc.") for k in keys):
+        found.append(("torchvggish", "the checkpoint holds torchvggish's pproc.* PCA tensors"))
+    elif TORCHVGGISH_FILE.fullmatch(os.path.basename(checkpoint)):
+        found.append(("torchvggish", "the checkpoint has torchvggish's release file name (vggish-<hash>.pth)"))
+    if pca:
+        if pca.endswith(".npz"):
+            found.append(("tf", "the PCA file is a .npz, as the TF release's vggish_pca_params.npz"))
+        else:
+            found.append(("torchvggish", "the PCA file is a torch file, as torchvggish's vggish_pca_params-<hash>.pth"))
+    return found
+
+
+def resolve_style(args, keys: List[str], has_pca: bool) -> Tuple[str, bool, str, str]:
+    """(style, final_relu, rounding, why). Raises ExportError when the style
+    is needed and neither given nor told by the files."""
+    evidence = style_evidence(args.checkpoint, keys, args.pca)
+    said = sorted({s for s, _ in evidence})
+    if args.style != "auto":
+        style, why = args.style, "--style " + args.style
+        if said and said != [style]:
+            common.log(f"note: --style {style} overrides what the files suggest: "
+                        + "; ".join(r for _, r in evidence))
+    elif len(said) == 1:
+        style, why = said[0], "; ".join(r for _, r in evidence)
+    else:
+        style = None
+        why = ("the files contradict each other: " + "; ".join(r for _, r in evidence) if said
+               else "nothing in the files tells (a plain state dict, no PCA file)")
+    needs_rounding = has_pca and args.pca_output == "quantized"
+    if style is None and (args.final_relu is None or (needs_rounding and args.pca_rounding is None)):
+        raise common.ExportError(
+            f"cannot tell whether to reproduce TensorFlow VGGish or torchvggish: {why}. Pass --style tf "
+            "(no final ReLU, floor quantisation) or --style torchvggish (final ReLU, round quantisation)")
+    final_relu = args.final_relu if args.final_relu is not None else STYLES[style]["final_relu"]
+    rounding = args.pca_rounding if args.pca_rounding is not None else (
+        STYLES[style]["rounding"] if style else "floor")
+    return style or "custom", final_relu, rounding, why
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", help="vggish-10086976.pth (torchvggish state dict)")
     p.add_argument("--pca", help="vggish_pca_params: torchvggish's pproc .pth or the TF .npz")
-    p.add_argument("--final-relu", action="store_true",
-                   help="ReLU after the last fc, as torchvggish (default: none, as TF)")
+    p.add_argument("--style", choices=("auto", "tf", "torchvggish"), default="auto",
+                   help="which reference pipeline to reproduce: tf (no final ReLU, floor) or torchvggish "
+                        "(final ReLU, round); auto (the default) tells from the files and stops when they "
+                        "do not say")
+    p.add_argument("--final-relu", action=argparse.BooleanOptionalAction, default=None,
+                   help="ReLU after the last fc (torchvggish) or not (TF); default: the style's")
     p.add_argument("--pca-output", choices=("quantized", "clipped"), default="quantized",
                    help="embedding_pca: 8-bit levels as float 0..255 (default) or the clipped PCA floats")
-    p.add_argument("--pca-rounding", choices=("floor", "round"), default="floor",
-                   help="quantisation: floor = TF's astype(uint8) (default), round = torchvggish")
+    p.add_argument("--pca-rounding", choices=("floor", "round"), default=None,
+                   help="quantisation: floor = TF's astype(uint8), round = torchvggish; default: the style's")
     p.add_argument("--random-weights", action="store_true",
                    help="write random checkpoint(s) to --checkpoint (and --pca) first (tests only)")
     common.add_serving_arguments(p)
 
 
-def build(args) -> Tuple[VGGishServed, Dict[str, int]]:
-    net = VGGish(final_relu=args.final_relu)
-    common.load_state_dict_strict(net, common.unwrap_state_dict(common.torch_load(args.checkpoint)),
+def build(args) -> Tuple[VGGishServed, Dict[str, int], str]:
+    """(module, output dims, a line saying which behaviour and why)."""
+    sd = common.unwrap_state_dict(common.torch_load(args.checkpoint))
+    # A whole torchvggish VGGish state dict carries its PCA as pproc.*.
+    pproc = {k[len("pproc."):]: v for k, v in sd.items() if k.startswith("pproc.")}
+    pca_tensors = None
+    if args.pca:
+        pca_tensors = load_pca(args.pca)
+    elif pproc:
+        ev, mu = pproc.get("pca_eigen_vectors"), pproc.get("pca_means")
+        if ev is None or mu is None:
+            raise common.ExportError(f"{args.checkpoint}: pproc.* keys {sorted(pproc)} lack "
+                                     "pca_eigen_vectors/pca_means")
+        pca_tensors = (ev.double().reshape(EMBEDDING_SIZE, EMBEDDING_SIZE), mu.double().reshape(EMBEDDING_SIZE))
+    style, final_relu, rounding, why = resolve_style(args, list(sd), pca_tensors is not None)
+    net = VGGish(final_relu=final_relu)
+    common.load_state_dict_strict(net, {k: v for k, v in sd.items() if not k.startswith("pproc.")},
                                   f"VGGish checkpoint {args.checkpoint}")
     pca = None
     dims = {"embedding": EMBEDDING_SIZE}
-    if args.pca:
-        ev, mu = load_pca(args.pca)
-        pca = PcaQuantize(ev, mu, quantize=args.pca_output == "quantized", rounding=args.pca_rounding)
+    if pca_tensors is not None:
+        pca = PcaQuantize(*pca_tensors, quantize=args.pca_output == "quantized", rounding=rounding)
         dims["embedding_pca"] = EMBEDDING_SIZE
-    return VGGishServed(net, pca).eval(), dims
+    behaviour = (f"final ReLU {'on' if final_relu else 'off'}" +
+                 (f", PCA quantisation {rounding}" if pca is not None and args.pca_output == "quantized" else ""))
+    line = (f"VGGish style: {style}" + (f" = {STYLES[style]['what']}" if style in STYLES else "") +
+            f"; {behaviour}; chosen because {why}")
+    common.log(line)
+    return VGGishServed(net, pca).eval(), dims, line
 
 
 def main(args) -> None:
@@ -208,7 +295,7 @@ def main(args) -> None:
     if args.random_weights:
         random_checkpoint(args.checkpoint, args.seed, args.pca)
         common.log(f"wrote random-weight checkpoint {args.checkpoint}" + (f" and {args.pca}" if args.pca else ""))
-    model, dims = build(args)
+    model, dims, style_line = build(args)
     g = torch.Generator().manual_seed(args.seed)
     checks = [torch.randn(args.check_batch, 1, 96, 64, generator=g) * 2.0 - 3.0,
               torch.randn(1, 1, 96, 64, generator=g) * 2.0 - 3.0]
@@ -216,12 +303,17 @@ def main(args) -> None:
     if "embedding_pca" in dims:
         outputs.append(common.output_block("embedding_pca", "EMBEDDING", EMBEDDING_SIZE, source="embedding_pca"))
     batching, inst = common.serving_blocks(args)
-    pca_desc = (f", PCA {args.pca_output}" + (f" ({args.pca_rounding})" if args.pca_output == "quantized" else "")
-                if args.pca else "")
+    final_relu = model.net.embeddings[-1].__class__ is nn.ReLU
+    pca_desc = ""
+    if model.has_pca:
+        pca_desc = f", PCA {args.pca_output}"
+        if args.pca_output == "quantized":
+            pca_desc += " (round)" if model.pca.round_half else " (floor)"
     config = common.config_text(
-        description=f"VGGish 128-d embeddings per 0.96 s patch ({'torchvggish final ReLU' if args.final_relu else 'TF, no final ReLU'}{pca_desc})",
+        description=f"VGGish 128-d embeddings per 0.96 s patch ({'final ReLU' if final_relu else 'no final ReLU'}{pca_desc})",
         header=("Written by tools/export/export.py vggish. Front-end: docs/front_ends.md (VGGish).\n"
-                f"checkpoint: {os.path.basename(args.checkpoint)}" + (f", pca: {os.path.basename(args.pca)}" if args.pca else "")),
+                f"checkpoint: {os.path.basename(args.checkpoint)}" + (f", pca: {os.path.basename(args.pca)}" if args.pca else "")
+                + "\n" + style_line),
         input_block=INPUT_BLOCK, segment_block=SEGMENT_BLOCK, outputs=outputs,
         batching=batching, instances=inst, warmup_batches=args.warmup_batches)
     # Quantised values are integers; a float ulp at a level boundary may move
