@@ -12,12 +12,20 @@ decode + channel mean, the reference front-end re-done with numpy/torchaudio
 from the reference's parameters (no audiotag code), the eager network, the
 reference framing. Exits non-zero on any failure; prints each output's max
 error and its tolerance.
+
+vggish exports TF's files and torchvggish's files, each of which the
+exporter must recognise (no final ReLU + floor vs final ReLU + round), and
+checks that contradicting files are refused. openl3 serves the area (trained)
+and the L1 (torchopenl3 today) mel banks, centred (upstream's default) and
+not, and checks every window's reported times against openl3's framing.
 """
 
 import argparse
 import os
+import subprocess
 import sys
 import time
+from typing import List
 
 import numpy as np
 import torch
@@ -58,57 +66,89 @@ def vggish_reference_examples(wav: np.ndarray) -> np.ndarray:
     return np.stack([logmel[i * 96:(i + 1) * 96] for i in range(n_ex)])  # (N, 96, 64)
 
 
-def tf_postprocess(emb: np.ndarray, ev: np.ndarray, mu: np.ndarray) -> np.ndarray:
-    """vggish_postprocess.Postprocessor: PCA, clip [-2, 2], uint8 (truncating)."""
+def postprocess(emb: np.ndarray, ev: np.ndarray, mu: np.ndarray, rounding: str) -> np.ndarray:
+    """PCA, clip [-2, 2], 8-bit levels: TF's vggish_postprocess truncates
+    (astype(uint8)), torchvggish's Postprocessor rounds (torch.round)."""
     p = (ev @ (emb.T - mu.reshape(-1, 1))).T
     p = np.clip(p, -2.0, 2.0)
-    return ((p + 2.0) * (255.0 / 4.0)).astype(np.uint8).astype(np.float64)
+    q = (p + 2.0) * (255.0 / 4.0)
+    return (np.round(q) if rounding == "round" else q.astype(np.uint8)).astype(np.float64)
+
+
+# (model name, checkpoint file, PCA file, style the exporter must pick from
+# the files, final ReLU, rounding): TF's release files and torchvggish's.
+VGGISH_CASES = [
+    ("vggish_tf", "vggish_converted.pth", "vggish_pca_params.npz", "tf", False, "floor"),
+    ("vggish_torch", "vggish-10086976.pth", "vggish_pca_params-970ea276.pth", "torchvggish", True, "round"),
+]
+
+
+def export_must_fail(args: List[str], wanted: str, report: H.Report, what: str) -> None:
+    cmd = ["nice", "-n", "10", H.PYTHON, H.EXPORT_PY, *args]
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    report.require(what, r.returncode != 0 and wanted in r.stdout,
+                   f"exit {r.returncode}; output: {r.stdout.strip()[-400:]}")
 
 
 def test_vggish(wd: str, server_bin, report: H.Report) -> None:
     import vggish
-    ckpt, pca = os.path.join(wd, "vggish-10086976.pth"), os.path.join(wd, "vggish_pca_params.npz")
     repo = os.path.join(wd, "models")
-    H.export(["vggish", "--random-weights", "--checkpoint", ckpt, "--pca", pca, "--out",
-              os.path.join(repo, "vggish"), "--max-batch-size", "4"])
+    for name, ckpt, pca, style, _, _ in VGGISH_CASES:
+        H.export(["vggish", "--random-weights", "--checkpoint", os.path.join(wd, ckpt), "--pca",
+                  os.path.join(wd, pca), "--out", os.path.join(repo, name), "--max-batch-size", "4"])
+        with open(os.path.join(repo, name, "config.pbtxt")) as f:
+            text = f.read()
+        report.require(f"{name} style from the files", f"VGGish style: {style} " in text,
+                       f"config header should say 'VGGish style: {style}'")
+    # torchvggish's weights with TF's PCA file: the files disagree, so the
+    # exporter must ask for --style rather than guess.
+    export_must_fail(["vggish", "--checkpoint", os.path.join(wd, "vggish-10086976.pth"), "--pca",
+                      os.path.join(wd, "vggish_pca_params.npz"), "--out", os.path.join(wd, "unused", "vggish")],
+                     "--style", report, "vggish contradicting files need --style")
     audio = os.path.join(wd, "test.flac")
     H.make_test_audio(audio, 5.3)
 
-    wav = H.decode_mono(audio, 16000)
-    ex = vggish_reference_examples(wav)
-    net = vggish.VGGish(final_relu=False)
-    net.load_state_dict(torch.load(ckpt), strict=True)
-    net.eval()
-    with torch.no_grad():
-        emb = net(torch.from_numpy(ex).float().unsqueeze(1)).double().numpy()
-    with np.load(pca) as z:
-        q = tf_postprocess(emb, z["pca_eigen_vectors"].astype(np.float64), z["pca_means"].astype(np.float64))
-
     srv = H.Server(server_bin, repo, wd)
     try:
-        srv.wait_ready(["vggish"])
-        res = srv.analyze(audio, "vggish")
+        srv.wait_ready([c[0] for c in VGGISH_CASES])
+        results = {c[0]: srv.analyze(audio, c[0]) for c in VGGISH_CASES}
     finally:
         srv.stop()
-    served = H.segment_embeddings(res, "embedding")
-    starts = H.segment_starts(res, "embedding")
-    report.require("vggish segment count", served.shape[0] == ex.shape[0],
-                   f"served {served.shape[0]} 0.96 s patches, reference {ex.shape[0]}")
-    report.require("vggish segment starts", np.allclose(starts, 0.96 * np.arange(len(starts)), atol=1e-6),
-                   f"starts {starts}")
-    report.check("vggish embedding (per patch)", served, emb, atol=1e-4, rtol=2e-4)
-    report.check("vggish embedding (pooled mean)", H.pooled_embedding(res, "embedding"), emb.mean(0),
-                 atol=1e-4, rtol=2e-4)
-    sq = H.segment_embeddings(res, "embedding_pca")
-    if sq.shape == q.shape:
-        exact = float((sq == q).mean())
-        report.check("vggish embedding_pca (8-bit levels)", sq, q, atol=1.0)
-        report.require("vggish embedding_pca exact levels", exact >= 0.98, f"{100 * exact:.2f}% identical (>= 98%)")
-        inner = float(((q > 0) & (q < 255)).mean())
-        report.require("vggish embedding_pca not saturated", inner >= 0.5,
-                       f"{100 * inner:.1f}% of reference levels strictly inside 0..255 (>= 50%)")
-    else:
-        report.require("vggish embedding_pca shape", False, f"{sq.shape} vs {q.shape}")
+
+    wav = H.decode_mono(audio, 16000)
+    ex = vggish_reference_examples(wav)
+    for name, ckpt, pca, style, final_relu, rounding in VGGISH_CASES:
+        net = vggish.VGGish(final_relu=final_relu)
+        net.load_state_dict(torch.load(os.path.join(wd, ckpt)), strict=True)
+        net.eval()
+        with torch.no_grad():
+            emb = net(torch.from_numpy(ex).float().unsqueeze(1)).double().numpy()
+        ev, mu = vggish.load_pca(os.path.join(wd, pca))
+        q = postprocess(emb, ev.numpy(), mu.numpy(), rounding)
+        res = results[name]
+        served = H.segment_embeddings(res, "embedding")
+        starts = H.segment_starts(res, "embedding")
+        report.require(f"{name} segment count", served.shape[0] == ex.shape[0],
+                       f"served {served.shape[0]} 0.96 s patches, reference {ex.shape[0]}")
+        report.require(f"{name} segment starts", np.allclose(starts, 0.96 * np.arange(len(starts)), atol=1e-6),
+                       f"starts {starts}")
+        report.check(f"{name} embedding (per patch)", served, emb, atol=1e-4, rtol=2e-4)
+        report.check(f"{name} embedding (pooled mean)", H.pooled_embedding(res, "embedding"), emb.mean(0),
+                     atol=1e-4, rtol=2e-4)
+        if final_relu:
+            report.require(f"{name} final ReLU", bool((served >= 0).all()) and bool((emb == 0).any()),
+                           "torchvggish embeddings are >= 0 with some exact zeros")
+        sq = H.segment_embeddings(res, "embedding_pca")
+        if sq.shape == q.shape:
+            exact = float((sq == q).mean())
+            report.check(f"{name} embedding_pca (8-bit levels, {rounding})", sq, q, atol=1.0)
+            report.require(f"{name} embedding_pca exact levels", exact >= 0.98,
+                           f"{100 * exact:.2f}% identical (>= 98%)")
+            inner = float(((q > 0) & (q < 255)).mean())
+            report.require(f"{name} embedding_pca not saturated", inner >= 0.5,
+                           f"{100 * inner:.1f}% of reference levels strictly inside 0..255 (>= 50%)")
+        else:
+            report.require(f"{name} embedding_pca shape", False, f"{sq.shape} vs {q.shape}")
 
 
 # ------------------------------------------------------------------ PANNs
@@ -171,66 +211,97 @@ def test_panns(wd: str, server_bin, report: H.Report) -> None:
 
 # ------------------------------------------------------------------ OpenL3
 
-def openl3_reference_logmel(windows: np.ndarray, n_mels: int) -> torch.Tensor:
+def openl3_reference_logmel(windows: np.ndarray, n_mels: int, mel_norm: str) -> torch.Tensor:
     """kapre 0.1.4 Melspectrogram(n_dft=2048, n_hop=242, power_melgram=1,
     htk=True, norm=1, return_decibel_melgram=True, padding='same') on 1 s
     windows at 48 kHz, from torch/torchaudio: 982 zeros each side, periodic
-    Hann STFT power, HTK mel bank with Slaney area norm on the power, sqrt,
-    10*log10(max(x, 1e-10)), minus the per-window max, floor -80 dB."""
+    Hann STFT power, HTK mel bank on the power, sqrt, 10*log10(max(x, 1e-10)),
+    minus the per-window max, floor -80 dB. The bank's norm=1 as librosa < 0.7
+    read it ("area": Slaney) or as librosa >= 0.8 does ("l1": each band's
+    weights sum to 1)."""
     x = torch.from_numpy(windows).double()
     x = torch.nn.functional.pad(x, (982, 982))
     spec = torch.stft(x, n_fft=2048, hop_length=242, window=torch.hann_window(2048, dtype=torch.float64),
                       center=False, return_complex=True).abs() ** 2  # (B, 1025, 199)
-    fb = torchaudio.functional.melscale_fbanks(1025, 0.0, 24000.0, n_mels, 48000, norm="slaney", mel_scale="htk")
-    mel = torch.sqrt(torch.matmul(fb.double().T, spec))
+    if mel_norm == "area":
+        fb = torchaudio.functional.melscale_fbanks(1025, 0.0, 24000.0, n_mels, 48000, norm="slaney",
+                                                   mel_scale="htk").double()
+    else:
+        fb = torchaudio.functional.melscale_fbanks(1025, 0.0, 24000.0, n_mels, 48000, norm=None,
+                                                   mel_scale="htk").double()
+        sums = fb.sum(0, keepdim=True)
+        fb = fb / torch.where(sums > 0, sums, torch.ones_like(sums))
+    mel = torch.sqrt(torch.matmul(fb.T, spec))
     db = 10.0 * torch.log10(torch.clamp(mel, min=1e-10))
     db = db - db.amax(dim=(1, 2), keepdim=True)
     return torch.clamp(db, min=-80.0).unsqueeze(1).float()
 
 
+def openl3_windows(wav: np.ndarray, center: bool, hop: int = 4800, window: int = 48000):
+    """openl3's _preprocess_audio_batch framing: center=True prepends half a
+    window of zeros; windows every hop, the last partial one zero-padded.
+    Returns (windows, reported (start, end) seconds of the audio each covers)."""
+    lead = window // 2 if center else 0
+    x = np.concatenate([np.zeros(lead, dtype=np.float32), wav])
+    n = 1 if x.size <= window else 1 + int(np.ceil((x.size - window) / hop))
+    out = np.zeros((n, window), dtype=np.float32)
+    times = []
+    for i in range(n):
+        chunk = x[i * hop:i * hop + window]
+        out[i, :chunk.size] = chunk
+        a = i * hop - lead
+        times.append((max(a, 0) / 48000.0, min(a + window, wav.size) / 48000.0))
+    return out, times
+
+
+# (representation, size, model name, export flags, front-end, mel norm, centred)
+OPENL3_CASES = [
+    ("mel128", 512, "openl3_mel128_music_512", [], "audiotag", "area", True),
+    # A checkpoint whose speclayer holds the L1 bank (torchopenl3 converted with
+    # librosa >= 0.8), served with the bank it holds and center=False.
+    ("mel128", 512, "openl3_mel128_l1_uncentred", ["--random-mel-norm", "l1", "--mel-norm", "checkpoint",
+                                                   "--no-center"], "audiotag", "l1", False),
+    ("mel256", 6144, "openl3_mel256_env_6144", [], "network", "area", True),
+]
+
+
 def test_openl3(wd: str, server_bin, report: H.Report) -> None:
     import openl3
     repo = os.path.join(wd, "models")
-    cases = [("mel128", 512, "openl3_mel128_music_512"), ("mel256", 6144, "openl3_mel256_env_6144")]
-    for rep, size, name in cases:
+    for rep, size, name, flags, front, _, _ in OPENL3_CASES:
         H.export(["openl3", "--random-weights", "--checkpoint", os.path.join(wd, f"{name}.pth"), "--input-repr", rep,
-                  "--content-type", name.split("_")[2], "--embedding-size", str(size),
+                  "--content-type", "env" if "env" in name else "music", "--embedding-size", str(size),
                   "--out", os.path.join(repo, name), "--max-batch-size", "4", "--frontend-check", "error",
-                  "--frontend", "audiotag" if rep == "mel128" else "network"])
+                  "--frontend", front, *flags])
     audio = os.path.join(wd, "test.flac")
     H.make_test_audio(audio, 1.5)
 
     srv = H.Server(server_bin, repo, wd)
     try:
-        srv.wait_ready([c[2] for c in cases])
-        results = {c[2]: srv.analyze(audio, c[2]) for c in cases}
+        srv.wait_ready([c[2] for c in OPENL3_CASES])
+        results = {c[2]: srv.analyze(audio, c[2]) for c in OPENL3_CASES}
     finally:
         srv.stop()
 
     wav = H.decode_mono(audio, 48000)
-    # openl3 center=False framing: windows at k * 4800, the last partial one zero-padded.
-    starts = list(range(0, max(wav.size - 48000, 0) + 1, 4800))
-    if starts[-1] + 48000 < wav.size:
-        starts.append(starts[-1] + 4800)
-    windows = np.zeros((len(starts), 48000), dtype=np.float32)
-    for i, s in enumerate(starts):
-        chunk = wav[s:s + 48000]
-        windows[i, :chunk.size] = chunk
-    for rep, size, name in cases:
+    for rep, size, name, _, _, mel_norm, center in OPENL3_CASES:
+        windows, times = openl3_windows(wav, center)
         net = openl3.OpenL3(rep, size)
         net.load_state_dict(torch.load(os.path.join(wd, f"{name}.pth")), strict=True)
         net.eval()
         with torch.no_grad():
-            emb = net(openl3_reference_logmel(windows, openl3.N_MELS[rep])).double().numpy()
+            emb = net(openl3_reference_logmel(windows, openl3.N_MELS[rep], mel_norm)).double().numpy()
         res = results[name]
         served = H.segment_embeddings(res, "embedding")
-        got_starts = H.segment_starts(res, "embedding")
-        report.require(f"{name} windows", served.shape[0] == len(starts) and
-                       np.allclose(got_starts, np.array(starts) / 48000.0, atol=1e-6),
-                       f"served starts {got_starts}, reference {[s / 48000 for s in starts]}")
-        report.check(f"{name} embedding ({size}, per window)", served, emb, atol=1e-3, rtol=2e-5)
-        report.check(f"{name} embedding (pooled mean)", H.pooled_embedding(res, "embedding"), emb.mean(0),
+        got = [(float(s.get("start_seconds", 0.0)), float(s["end_seconds"]))
+               for s in H.output(res, "embedding")["segments"]]
+        report.require(f"{name} windows ({'centred' if center else 'not centred'})",
+                       served.shape[0] == len(times) and np.allclose(got, times, atol=1e-6),
+                       f"served {len(got)} windows {got}, reference {len(times)} {times}")
+        report.check(f"{name} embedding ({size}, {mel_norm} mel filters, per window)", served, emb,
                      atol=1e-3, rtol=2e-5)
+        report.check(f"{name} embedding (pooled mean)", H.pooled_embedding(res, "embedding"),
+                     np.average(emb, axis=0, weights=[b - a for a, b in times]), atol=1e-3, rtol=2e-5)
 
 
 TESTS = {"vggish": test_vggish, "panns": test_panns, "openl3": test_openl3}

@@ -8,19 +8,17 @@
    ones, only blocks 2..11 are absent; --depth 12 runs the full network.
 2. Export it with the real exporter, start the real audiotag-server on a free
    port, analyze a 12 s mono FLAC (16 kHz) with the real `audiotag` CLI.
-3. Recompute independently: ffmpeg CLI decode, 10.24 s segments with the
-   last one zero-padded (LAST_SEGMENT_PAD), AST's front-end per segment
-   (waveform mean removed, torchaudio.compliance.kaldi.fbank with AST's
-   arguments, zero-padded to 1024 frames, (x + 4.2677393) / (4.5689974 * 2)),
+3. Recompute independently: ffmpeg CLI decode, 10.24 s segments, AST's
+   loader per segment (YuanGongND/ast dataloader.py `_wav2fbank`: waveform
+   mean removed, torchaudio.compliance.kaldi.fbank with AST's arguments, the
+   *fbank frames* zero-padded to 1024, (x + 4.2677393) / (4.5689974 * 2)),
    and ASTModel.forward done functionally from the checkpoint's state dict.
+   The 1.76 s tail goes through the loader on its own samples, as AST would
+   run a 1.76 s clip: the exporter's default LAST_SEGMENT_PAD_FEATURES.
 4. Compare per-segment scores, pooled tags, per-segment and pooled
-   embeddings; also check that strict loading names missing/unexpected keys.
-
-Note on the last segment: audiotag zero-pads the waveform of a short tail to
-10.24 s before the front-end; AST's own dataloader would compute the fbank
-of the short clip and zero-pad the fbank. The reference here follows
-audiotag's framing (pad the waveform), so only the exporter, the front-end
-and the network are under test.
+   embeddings, and the segment times (the last one ends at the clip's end,
+   12 s, not at 20.48 s); also check that strict loading names
+   missing/unexpected keys.
 
 Usage: /usr/bin/python3 tools/export/tests/test_parity_ast.py --build-dir BUILD
        [--depth N] [--keep DIR]
@@ -131,8 +129,8 @@ def main() -> int:
         segs, valid = pu.segments(wave, WINDOW, WINDOW)
         sd = {k: t.float() for k, t in torch.load(ckpt, map_location="cpu").items()}
         logits, embs = [], []
-        for seg in segs:
-            lo, em = reference_ast(sd, reference_fbank(seg))
+        for seg, n in zip(segs, valid):
+            lo, em = reference_ast(sd, reference_fbank(seg[:n]))
             logits.append(lo[0].numpy())
             embs.append(em[0].numpy())
         scores = 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
@@ -155,6 +153,14 @@ def main() -> int:
                                            TOL["pooled embedding"]),
         }
         assert np.ptp(scores) > 0.05 and np.abs(embs[0] - embs[1]).max() > 1e-2
+        # Segment times are of the audio: the padded tail ends at the clip's end.
+        frames = [r for r in response["results"] if r["model"] == name][0]
+        frames = {o["name"]: o for o in frames["outputs"]}["embedding"]["segments"]
+        times = [(f.get("start_seconds", 0.0), f["end_seconds"]) for f in frames]
+        want = [(i * WINDOW / RATE, min((i + 1) * WINDOW, len(wave)) / RATE)
+                for i in range(len(segs))]
+        pu.log(f"  segment times {times} (reference {want})")
+        assert np.allclose(times, want, atol=1e-6), (times, want)
         t_end = time.time()
         pu.log(f"times: checkpoint+export {t_export - t0:.1f} s, server+analyze "
                f"{t_served - t_export:.1f} s, reference {t_end - t_served:.1f} s")
