@@ -8,6 +8,7 @@
 extern "C" {
 #include <libavutil/channel_layout.h>
 #include <libavutil/opt.h>
+#include <libavutil/samplefmt.h>
 }
 
 namespace audiotag::audio_internal {
@@ -57,6 +58,8 @@ absl::Status MonoResampler::Rebuild(const AVFrame& frame) {
   in_layout_ = layout;  // takes ownership of any custom map
   in_format_ = static_cast<AVSampleFormat>(frame.format);
   in_rate_ = frame.sample_rate;
+  in_stretch_ = 0;
+  out_stretch_ = 0;
 
   AVChannelLayout mono = AV_CHANNEL_LAYOUT_MONO;
   SwrContext* raw = nullptr;
@@ -80,10 +83,18 @@ absl::Status MonoResampler::Rebuild(const AVFrame& frame) {
   return absl::OkStatus();
 }
 
-absl::Status MonoResampler::Push(const AVFrame& frame) {
+absl::Status MonoResampler::Push(const AVFrame& frame, int samples) {
+  samples = std::clamp(samples, 0, frame.nb_samples);
+  if (samples == 0) return absl::OkStatus();
   if (!Matches(frame)) RETURN_IF_ERROR(Rebuild(frame));
-  return Convert(const_cast<const uint8_t**>(frame.extended_data),
-                 frame.nb_samples);
+  in_stretch_ += samples;
+  return Convert(const_cast<const uint8_t**>(frame.extended_data), samples);
+}
+
+int64_t MonoResampler::StretchTarget() const {
+  if (in_rate_ <= 0) return 0;
+  // Exact in 64 bits: at most a few hours at 768 kHz times 384 kHz.
+  return (in_stretch_ * output_rate_ + in_rate_ - 1) / in_rate_;
 }
 
 absl::Status MonoResampler::Convert(const uint8_t** in, int in_samples) {
@@ -101,7 +112,10 @@ absl::Status MonoResampler::Convert(const uint8_t** in, int in_samples) {
   uint8_t* out = reinterpret_cast<uint8_t*>(scratch_.data());
   const int got = swr_convert(swr_.get(), &out, capacity, in, in_samples);
   if (got < 0) return AvErrorToStatus(got, "resampler failed");
-  return Emit(scratch_.data(), got);
+  const int64_t keep = std::clamp<int64_t>(StretchTarget() - out_stretch_, 0,
+                                           static_cast<int64_t>(got));
+  out_stretch_ += keep;
+  return Emit(scratch_.data(), keep);
 }
 
 absl::Status MonoResampler::Emit(const float* data, int64_t count) {
@@ -130,11 +144,46 @@ absl::Status MonoResampler::Emit(const float* data, int64_t count) {
 }
 
 absl::Status MonoResampler::FlushConverter() {
-  // Each drain call returns at most one buffer's worth; stop when dry.
-  for (;;) {
-    const int64_t before = samples_out_ + std::ssize(pending_);
+  const int64_t target = StretchTarget();
+  if (out_stretch_ < target) {
+    // Silence after the stretch's end lets the filter reach it. Feeding it
+    // (rather than relying on the drain) is what makes an input shorter than
+    // the filter come out at all. Bounded: a filter spans a few hundred
+    // input samples at any sane ratio.
+    constexpr int kSilenceChunk = 4096;
+    const int channels = in_layout_.nb_channels;
+    uint8_t** silence = nullptr;
+    int linesize = 0;
+    const int err = av_samples_alloc_array_and_samples(
+        &silence, &linesize, channels, kSilenceChunk, in_format_, 0);
+    if (err < 0) return AvErrorToStatus(err, "could not allocate silence");
+    av_samples_set_silence(silence, 0, kSilenceChunk, channels, in_format_);
+    const int64_t ratio = in_rate_ / output_rate_ + 1;
+    int64_t budget = (target - out_stretch_ + 64) * ratio + 65536;
+    absl::Status status;
+    while (status.ok() && out_stretch_ < target && budget > 0) {
+      const int n = static_cast<int>(std::min<int64_t>(kSilenceChunk, budget));
+      status = Convert(const_cast<const uint8_t**>(silence), n);
+      budget -= n;
+    }
+    av_freep(&silence[0]);
+    av_freep(&silence);
+    RETURN_IF_ERROR(status);
+  }
+  // Each drain call returns at most one buffer's worth; stop when dry (or
+  // when the stretch is complete: the rest is dropped anyway).
+  while (out_stretch_ < target) {
+    const int64_t before = out_stretch_;
     RETURN_IF_ERROR(Convert(nullptr, 0));
-    if (samples_out_ + std::ssize(pending_) == before) break;
+    if (out_stretch_ == before) break;
+  }
+  const std::vector<float> zeros(
+      static_cast<size_t>(std::clamp<int64_t>(target - out_stretch_, 0, 4096)),
+      0.0f);
+  while (out_stretch_ < target) {
+    const int64_t n = std::min(target - out_stretch_, std::ssize(zeros));
+    out_stretch_ += n;
+    RETURN_IF_ERROR(Emit(zeros.data(), n));
   }
   return absl::OkStatus();
 }

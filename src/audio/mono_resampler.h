@@ -5,6 +5,14 @@
 // mono float samples at one output rate, and hands them to a PcmSink in
 // chunks of a bounded size. Internal to src/audio; one instance per output
 // rate of one DecodeAudio call, not thread-safe.
+//
+// Length: every stretch of input at one rate (the whole file, or one link of
+// a chained Ogg) comes out as exactly ceil(n * output_rate / input_rate)
+// samples for n input samples, so that any non-empty input gives at least
+// one sample. libswresample alone gives nothing for an input shorter than its
+// filter (one sample at 44.1 kHz -> 16 kHz): the end of each stretch is
+// followed by silence until the proportional length is out, and the rest is
+// dropped.
 
 #include <cstdint>
 #include <vector>
@@ -26,10 +34,14 @@ class MonoResampler {
   MonoResampler(const MonoResampler&) = delete;
   MonoResampler& operator=(const MonoResampler&) = delete;
 
-  // Converts `frame` (whose format, rate and layout may differ from the
+  // Converts the first `samples` samples (per channel) of `frame`, at most
+  // frame.nb_samples, (whose format, rate and layout may differ from the
   // previous frame's: the converter is then flushed and rebuilt) and passes
   // every complete chunk to the sink. Returns the sink's error unchanged.
-  absl::Status Push(const AVFrame& frame);
+  absl::Status Push(const AVFrame& frame, int samples);
+  absl::Status Push(const AVFrame& frame) {
+    return Push(frame, frame.nb_samples);
+  }
 
   // Drains the converter's delay line and hands over the last partial chunk.
   absl::Status Finish();
@@ -40,10 +52,15 @@ class MonoResampler {
  private:
   bool Matches(const AVFrame& frame) const;
   absl::Status Rebuild(const AVFrame& frame);
-  // Runs swr_convert; a null `in` drains the converter.
+  // Runs swr_convert; a null `in` drains the converter. Output past the
+  // stretch's proportional length is dropped.
   absl::Status Convert(const uint8_t** in, int in_samples);
   absl::Status Emit(const float* data, int64_t count);
+  // Ends the current stretch: feeds silence until its proportional length is
+  // out, drains the converter, and pads with zeros should it still fall short.
   absl::Status FlushConverter();
+  // ceil(in_stretch_ * output_rate_ / in_rate_).
+  int64_t StretchTarget() const;
 
   const int rate_index_;
   const int output_rate_;
@@ -57,6 +74,9 @@ class MonoResampler {
   std::vector<float> scratch_;
   std::vector<float> pending_;
   int64_t samples_out_ = 0;
+  // Input consumed and output produced since the converter was (re)built.
+  int64_t in_stretch_ = 0;
+  int64_t out_stretch_ = 0;
 };
 
 }  // namespace audiotag::audio_internal
