@@ -83,6 +83,11 @@ v1::AudioInfo ToProto(const AudioInfo& info) {
   out.set_channels(info.channels);
   out.set_duration_seconds(info.duration_seconds);
   out.set_size_bytes(info.size_bytes);
+  for (const AudioFormat& f : info.formats) {
+    v1::AudioFormat* format = out.add_formats();
+    format->set_sample_rate(f.sample_rate);
+    format->set_channels(f.channels);
+  }
   return out;
 }
 

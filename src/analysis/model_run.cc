@@ -1,13 +1,76 @@
 #include "src/analysis/model_run.h"
 
 #include <atomic>
+#include <cmath>
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/message.h"
 #include "src/common/status_macros.h"
 
 namespace audiotag {
+namespace {
+
+// The path of the first NaN or infinite float or double anywhere in `m`
+// (e.g. "outputs[0].pooled.values[3]"), or "" if there is none.
+std::string FirstNonFinite(const google::protobuf::Message& m) {
+  using google::protobuf::FieldDescriptor;
+  const google::protobuf::Reflection& r = *m.GetReflection();
+  std::vector<const FieldDescriptor*> fields;
+  r.ListFields(m, &fields);
+  for (const FieldDescriptor* f : fields) {
+    const int n = f->is_repeated() ? r.FieldSize(m, f) : 1;
+    for (int i = 0; i < n; ++i) {
+      const std::string at =
+          f->is_repeated() ? absl::StrCat(f->name(), "[", i, "]") : f->name();
+      double x = 0;
+      switch (f->cpp_type()) {
+        case FieldDescriptor::CPPTYPE_FLOAT:
+          x = f->is_repeated() ? r.GetRepeatedFloat(m, f, i) : r.GetFloat(m, f);
+          break;
+        case FieldDescriptor::CPPTYPE_DOUBLE:
+          x = f->is_repeated() ? r.GetRepeatedDouble(m, f, i)
+                               : r.GetDouble(m, f);
+          break;
+        case FieldDescriptor::CPPTYPE_MESSAGE: {
+          const std::string inner =
+              FirstNonFinite(f->is_repeated() ? r.GetRepeatedMessage(m, f, i)
+                                              : r.GetMessage(m, f));
+          if (!inner.empty()) return absl::StrCat(at, ".", inner);
+          continue;
+        }
+        default:
+          continue;
+      }
+      if (!std::isfinite(x)) return absl::StrCat(at, " = ", x);
+    }
+  }
+  return "";
+}
+
+absl::Status CheckFiniteOutputs(const Model& model, int64_t index,
+                                const SegmentResult& result) {
+  const auto& configs = model.config().output();
+  for (size_t o = 0; o < result.outputs.size(); ++o) {
+    for (float x : result.outputs[o].data) {
+      if (std::isfinite(x)) continue;
+      const std::string output =
+          o < static_cast<size_t>(configs.size())
+              ? absl::StrCat("'", configs[static_cast<int>(o)].name(), "'")
+              : absl::StrCat(o);
+      return absl::InternalError(absl::StrCat(
+          "model '", model.name(), "' produced a non-finite value (", x,
+          ") in output ", output, " for segment ", index,
+          "; no result is returned"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 ModelRun::ModelRun(std::shared_ptr<const Model> model,
                    std::shared_ptr<RequestControl> control, int max_in_flight,
@@ -47,10 +110,17 @@ absl::Status ModelRun::Finish() {
   if (spans_.empty()) {
     const v1::ModelConfig& c = model_->config();
     const double rate = c.input().sample_rate();
+    const int64_t seen = segmenter_.samples_seen();
+    if (seen == 0 || c.segment().last_segment() != v1::LAST_SEGMENT_DROP) {
+      // The decoder gives any non-empty audio at least one sample at every
+      // rate, and a padding model one segment for it: not expected.
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "model '%s' received no audio samples at %.0f Hz", c.name(), rate));
+    }
     return absl::InvalidArgumentError(absl::StrFormat(
-        "the audio (%.3f s) is shorter than model '%s''s segment (%.3f s), "
-        "which drops partial segments",
-        segmenter_.samples_seen() / rate, c.name(),
+        "the audio (%d samples, %.6g s at %.0f Hz) is shorter than model "
+        "'%s''s segment (%d samples, %.3f s), which drops partial segments",
+        seen, seen / rate, rate, c.name(), c.segment().window_samples(),
         c.segment().window_samples() / rate));
   }
   return absl::OkStatus();
@@ -172,6 +242,14 @@ void ModelRun::OnDone(int64_t index, const Release& release,
                       absl::StatusOr<SegmentResult> result) {
   SegmentSpan span;
   std::vector<Tensor> stage_inputs;
+  // The last guard after every forward: a NaN or Inf output becomes an
+  // error naming the model, never a silent NaN score.
+  if (result.ok()) {
+    if (absl::Status bad = CheckFiniteOutputs(*model_, index, *result);
+        !bad.ok()) {
+      result = std::move(bad);
+    }
+  }
   {
     absl::MutexLock lock(&mu_);
     if (!result.ok()) {
@@ -205,7 +283,16 @@ void ModelRun::OnDone(int64_t index, const Release& release,
 absl::StatusOr<v1::ModelResult> ModelRun::Result(
     const AggregationOptions& options) const {
   absl::MutexLock lock(&mu_);
-  return Aggregate(*model_, spans_, outputs_, options);
+  ASSIGN_OR_RETURN(v1::ModelResult result,
+                   Aggregate(*model_, spans_, outputs_, options));
+  // Pooling finite outputs can still overflow: an OK reply carries no NaN
+  // or Inf anywhere.
+  if (const std::string bad = FirstNonFinite(result); !bad.empty()) {
+    return absl::InternalError(absl::StrCat("model '", model_->name(),
+                                            "' produced a non-finite result (",
+                                            bad, ")"));
+  }
+  return result;
 }
 
 absl::Duration ModelRun::max_queue_time() const {

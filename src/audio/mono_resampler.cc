@@ -161,8 +161,12 @@ absl::Status MonoResampler::FlushConverter() {
     const int64_t ratio = in_rate_ / output_rate_ + 1;
     int64_t budget = (target - out_stretch_ + 64) * ratio + 65536;
     absl::Status status;
+    // Upsampling by a large factor (1 Hz to 16 kHz): a chunk's output, not
+    // its input, is what must stay small.
+    const int chunk = static_cast<int>(std::clamp<int64_t>(
+        int64_t{65536} * in_rate_ / output_rate_, 1, kSilenceChunk));
     while (status.ok() && out_stretch_ < target && budget > 0) {
-      const int n = static_cast<int>(std::min<int64_t>(kSilenceChunk, budget));
+      const int n = static_cast<int>(std::min<int64_t>(chunk, budget));
       status = Convert(const_cast<const uint8_t**>(silence), n);
       budget -= n;
     }

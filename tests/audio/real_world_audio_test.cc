@@ -113,6 +113,24 @@ TEST(ShortAudio, AnyNonEmptyInputResamplesToItsProportionalLength) {
   }
 }
 
+TEST(ShortAudio, ExtremeRatiosKeepTheProportionalLength) {
+  struct Case {
+    int rate;
+    int64_t n;
+  };
+  for (const Case& c : {Case{1, 100}, Case{7, 3}, Case{768000, 1},
+                        Case{768000, 47}, Case{8000, 1}}) {
+    SCOPED_TRACE(absl::StrCat(c.n, " samples at ", c.rate, " Hz"));
+    auto out =
+        DecodeAudioToVectors(Int16Wav(c.rate, 1, c.n, 0.5), {16000, 48000}, {});
+    ASSERT_TRUE(out.ok()) << out.status();
+    EXPECT_EQ(static_cast<int64_t>((*out)[0].size()),
+              CeilDiv(c.n * 16000, c.rate));
+    EXPECT_EQ(static_cast<int64_t>((*out)[1].size()),
+              CeilDiv(c.n * 48000, c.rate));
+  }
+}
+
 TEST(ShortAudio, AShortBurstKeepsItsLevel) {
   // 40 samples of DC at 44.1 kHz are ~14.5 samples at 16 kHz; with the
   // filter's tails at both ends, the middle must still carry the level.

@@ -5,18 +5,26 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <limits>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "audiotag/v1/audiotag.grpc.pb.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/message.h"
 #include "gtest/gtest.h"
 #include "tests/e2e/e2e_fixture.h"
 #include "tests/hardening/hostile_inputs.h"
+#include "tests/model/test_models.h"
 #include "tests/testutil/server_process.h"
 
 namespace audiotag::testing {
@@ -25,11 +33,14 @@ namespace {
 using Code = grpc::StatusCode;
 using ::testing::HasSubstr;
 
+void WriteEdgeModels(const std::string& root);
+
 class BadInputE2E : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     repository_ = new std::string(NewTempDir("audiotag-hardening-models"));
     WriteStatsModel(*repository_, "stats");
+    WriteEdgeModels(*repository_);
     auto server = ServerProcess::Start(
         *repository_,
         {absl::StrCat("--max_upload_bytes=", kHostileMaxUploadBytes),
@@ -91,6 +102,101 @@ class BadInputE2E : public ::testing::Test {
 
 std::string* BadInputE2E::repository_ = nullptr;
 ServerProcess* BadInputE2E::server_ = nullptr;
+
+// Models for the decoding kinds of docs/hardening.md:
+//  "drop": the stats model's input and segment, dropping partial segments;
+//  "logmel": a 16 kHz log-mel front end (power spectrum, mel, log), the
+//    per-band mean as EMBEDDING "mel" and its sigmoid as TAGS "bands";
+//  "nan": an EMBEDDING whose every value is NaN (log of -1).
+void WriteEdgeModels(const std::string& root) {
+  WriteModelFolder(
+      root, "drop", R"pb(
+        input {
+          sample_rate: 16000
+          waveform {}
+        }
+        segment { window_samples: 16000 last_segment: LAST_SEGMENT_DROP }
+        output { name: "e" kind: EMBEDDING dim: 4 }
+      )pb",
+      0, 1, "def forward(self, x):\n    return x[:, :4]\n");
+  WriteModelFolder(
+      root, "logmel", R"pb(
+        input {
+          sample_rate: 16000
+          log_mel { n_fft: 400 hop_length: 160 n_mels: 16 log_offset: 0.01 }
+        }
+        segment { window_samples: 16000 }
+        output { name: "mel" kind: EMBEDDING source: "0" dim: 16 }
+        output { name: "bands" kind: TAGS source: "1" dim: 16 }
+      )pb",
+      16, 1, R"(
+def forward(self, x):
+    m = x.mean(1)
+    return (m, torch.sigmoid(m))
+)");
+  WriteModelFolder(root, "nan", R"pb(
+                     input {
+                       sample_rate: 16000
+                       waveform {}
+                     }
+                     segment { window_samples: 16000 }
+                     output { name: "e" kind: EMBEDDING dim: 4 }
+                   )pb",
+                   0, 1,
+                   "def forward(self, x):\n"
+                   "    return torch.log(x[:, :4] * 0.0 - 1.0)\n");
+}
+
+// The path of the first NaN or infinite number anywhere in `m`, or "".
+std::string FirstNonFinite(const google::protobuf::Message& m) {
+  using google::protobuf::FieldDescriptor;
+  const google::protobuf::Reflection& r = *m.GetReflection();
+  std::vector<const FieldDescriptor*> fields;
+  r.ListFields(m, &fields);
+  for (const FieldDescriptor* f : fields) {
+    const int n = f->is_repeated() ? r.FieldSize(m, f) : 1;
+    for (int i = 0; i < n; ++i) {
+      const std::string at = absl::StrCat(f->name(), "[", i, "]");
+      double x = 0;
+      if (f->cpp_type() == FieldDescriptor::CPPTYPE_FLOAT) {
+        x = f->is_repeated() ? r.GetRepeatedFloat(m, f, i) : r.GetFloat(m, f);
+      } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_DOUBLE) {
+        x = f->is_repeated() ? r.GetRepeatedDouble(m, f, i) : r.GetDouble(m, f);
+      } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+        const std::string inner =
+            FirstNonFinite(f->is_repeated() ? r.GetRepeatedMessage(m, f, i)
+                                            : r.GetMessage(m, f));
+        if (!inner.empty()) return absl::StrCat(at, ".", inner);
+        continue;
+      } else {
+        continue;
+      }
+      if (!std::isfinite(x)) return absl::StrCat(at, " = ", x);
+    }
+  }
+  return "";
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The committed fuzz seeds of `target` (tests/fuzz/corpus/<target>).
+std::vector<std::pair<std::string, std::string>> FuzzSeeds(
+    const std::string& target) {
+  std::vector<std::pair<std::string, std::string>> out;
+  const std::filesystem::path dir =
+      std::filesystem::path(AUDIOTAG_SOURCE_DIR) / "tests/fuzz/corpus" / target;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    out.emplace_back(entry.path().filename().string(),
+                     ReadFile(entry.path().string()));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
 
 v1::AnalyzeStreamRequest OptionsMessage() {
   v1::AnalyzeStreamRequest m;
@@ -299,6 +405,114 @@ TEST_F(BadInputE2E, StreamOfOneByteChunksStillWorks) {
   std::vector<v1::AnalyzeStreamRequest> messages = {OptionsMessage()};
   for (char c : wav) messages.push_back(AudioMessage(std::string(1, c)));
   EXPECT_TRUE(Stream(messages).ok());
+  ExpectStillServing();
+}
+
+// Kind 1 of docs/hardening.md: one sample at 44.1 kHz resamples to one
+// sample at 16 kHz, which a padding model turns into one padded segment and
+// a dropping model refuses for the right reason.
+TEST_F(BadInputE2E, OneSampleAt44kHzGivesOnePaddedSegment) {
+  for (int64_t n : {1, 2, 49}) {
+    SCOPED_TRACE(absl::StrCat(n, " samples"));
+    const std::string wav =
+        MakeWav(44100, 1, 16, false, n,
+                std::string(static_cast<size_t>(2 * n), '\x40'));
+    v1::AnalyzeOptions options;
+    options.add_models("stats");
+    options.add_models("logmel");
+    v1::AnalyzeResponse response;
+    grpc::Status status = Analyze(wav, options, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_NEAR(response.audio().duration_seconds(), n / 44100.0, 1e-9);
+    for (const auto& result : response.results()) {
+      EXPECT_EQ(result.num_segments(), 1) << result.model();
+    }
+    EXPECT_EQ(FirstNonFinite(response), "");
+
+    options.clear_models();
+    options.add_models("drop");
+    status = Analyze(wav, options, &response);
+    EXPECT_EQ(status.error_code(), Code::INVALID_ARGUMENT);
+    EXPECT_THAT(status.error_message(),
+                HasSubstr("which drops partial segments"));
+    EXPECT_THAT(
+        status.error_message(),
+        HasSubstr(absl::StrCat("(", (n * 16000 + 44099) / 44100, " samples")));
+  }
+  ExpectStillServing();
+}
+
+// Kind 3: a float WAV whose samples are finite but near 1e18 overflowed the
+// power spectrum into 1,656 NaN scores in an OK reply.
+TEST_F(BadInputE2E, FloatWavNear1e18IsRefusedNamingThePeak) {
+  std::vector<float> samples(32000, 0.1f);
+  for (size_t i = 16000; i < samples.size(); ++i) samples[i] = 1e18f;
+  v1::AnalyzeOptions options;
+  options.add_models("stats");
+  options.add_models("logmel");
+  v1::AnalyzeResponse response;
+  grpc::Status status = Analyze(FloatWav(samples), options, &response);
+  EXPECT_EQ(status.error_code(), Code::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("magnitude 1e+18 at 1.000 s"));
+  ExpectStillServing();
+}
+
+// The last guard after every forward: a model that outputs NaN fails the
+// request with an error naming it, never an OK reply with NaN in it.
+TEST_F(BadInputE2E, NonFiniteModelOutputIsAnErrorNamingTheModel) {
+  v1::AnalyzeOptions options;
+  options.add_models("nan");
+  v1::AnalyzeResponse response;
+  grpc::Status status = Analyze(GoodWav(), options, &response);
+  EXPECT_EQ(status.error_code(), Code::INTERNAL);
+  EXPECT_THAT(status.error_message(), HasSubstr("model 'nan'"));
+  EXPECT_THAT(status.error_message(), HasSubstr("non-finite"));
+  ExpectStillServing();
+}
+
+// No OK reply carries NaN or Inf, over the whole bad-input corpus and every
+// committed fuzz seed, through both a waveform and a log-mel front end.
+TEST_F(BadInputE2E, NoOkReplyCarriesANonFiniteNumber) {
+  std::vector<std::pair<std::string, std::string>> uploads;
+  for (const HostileUpload& u : HostileUploads()) {
+    uploads.emplace_back(u.name, u.bytes);
+  }
+  for (auto& seed : FuzzSeeds("decoder_fuzzer")) uploads.push_back(seed);
+  // The request fuzzer reads a request's audio bytes as float samples: send
+  // them both as they are and as a float WAV of those samples.
+  std::vector<v1::AnalyzeOptions> request_options;
+  for (const auto& [name, bytes] : FuzzSeeds("request_fuzzer")) {
+    v1::AnalyzeRequest request;
+    if (!request.ParseFromString(bytes)) continue;
+    request_options.push_back(request.options());
+    uploads.emplace_back(name + "/audio", request.audio());
+    std::vector<float> floats(request.audio().size() / sizeof(float));
+    std::memcpy(floats.data(), request.audio().data(),
+                floats.size() * sizeof(float));
+    uploads.emplace_back(name + "/as_floats", FloatWav(floats));
+  }
+  ASSERT_GE(request_options.size(), 3u);
+  // Each upload with the default options and with each seed's options.
+  v1::AnalyzeOptions plain;
+  request_options.insert(request_options.begin(), plain);
+  int ok = 0;
+  for (const auto& [name, bytes] : uploads) {
+    for (size_t i = 0; i < request_options.size(); ++i) {
+      SCOPED_TRACE(absl::StrCat(name, " with options #", i));
+      v1::AnalyzeOptions options = request_options[i];
+      options.clear_models();
+      options.add_models("stats");
+      options.add_models("logmel");
+      v1::AnalyzeResponse response;
+      grpc::Status status = Analyze(bytes, options, &response);
+      if (!status.ok()) continue;
+      ++ok;
+      EXPECT_EQ(FirstNonFinite(response), "");
+    }
+  }
+  std::cout << "[non-finite] " << uploads.size() << " uploads x "
+            << request_options.size() << " options: " << ok << " OK replies\n";
+  EXPECT_GE(ok, 40) << "too few OK replies to check anything";
   ExpectStillServing();
 }
 

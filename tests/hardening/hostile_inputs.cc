@@ -186,8 +186,13 @@ std::vector<HostileUpload> HostileUploads() {
                kOkOrInvalid});
   c.push_back({"float_all_inf", FloatWav(std::vector<float>(16000, inf)),
                kOkOrInvalid});
+  // Finite but far out of range: refused, naming the peak.
   c.push_back(
-      {"float_1e30", FloatWav(std::vector<float>(16000, 1e30f)), kOkOrInvalid});
+      {"float_1e30", FloatWav(std::vector<float>(16000, 1e30f)), kInvalid});
+  c.push_back(
+      {"float_1e18", FloatWav(std::vector<float>(16000, 1e18f)), kInvalid});
+  c.push_back(
+      {"float_max", FloatWav(std::vector<float>(16000, 3.4e38f)), kInvalid});
 
   // Garbage.
   c.push_back({"random_64k", Pseudorandom(65536), kInvalid});
