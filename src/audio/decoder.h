@@ -71,9 +71,10 @@ using PcmSink =
     std::function<absl::Status(int rate_index, absl::Span<const float>)>;
 
 // Decodes `bytes`. Each rate in `output_rates` (Hz, 1 to 384000) gets its own
-// resampled stream of ceil(n * rate / source_rate) samples for n decoded
-// samples (per stretch of one source rate), so any non-empty audio gives at
-// least one sample at every rate. Encoder priming and end padding are
+// resampled stream: for n decoded samples (per stretch of one source rate)
+// what libswresample gives, as the ffmpeg CLI does, and at least
+// max(1, floor(n * rate / source_rate)) samples, so any non-empty audio gives
+// at least one sample at every rate. Encoder priming and end padding are
 // trimmed where the container records them (skip-samples side data from
 // MP3 LAME/Xing headers, Ogg and Matroska, handled inside libavcodec; the
 // edit list / media duration of MP4 and M4A, applied here). Errors:

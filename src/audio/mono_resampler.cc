@@ -40,7 +40,15 @@ MonoResampler::MonoResampler(int rate_index, int output_rate,
       std::min<int64_t>(max_chunk_samples_, int64_t{1} << 20)));
 }
 
-MonoResampler::~MonoResampler() { av_channel_layout_uninit(&in_layout_); }
+MonoResampler::~MonoResampler() {
+  FreeRetained();
+  av_channel_layout_uninit(&in_layout_);
+}
+
+void MonoResampler::FreeRetained() {
+  if (retained_ != nullptr) av_freep(&retained_[0]);
+  av_freep(&retained_);
+}
 
 bool MonoResampler::Matches(const AVFrame& frame) const {
   return swr_ != nullptr && frame.format == in_format_ &&
@@ -48,23 +56,12 @@ bool MonoResampler::Matches(const AVFrame& frame) const {
          frame.ch_layout.nb_channels == in_layout_.nb_channels;
 }
 
-absl::Status MonoResampler::Rebuild(const AVFrame& frame) {
-  if (swr_ != nullptr) RETURN_IF_ERROR(FlushConverter());
-  swr_.reset();
-  av_channel_layout_uninit(&in_layout_);
-
-  AVChannelLayout layout = {};
-  RETURN_IF_ERROR(EffectiveLayout(frame, &layout));
-  in_layout_ = layout;  // takes ownership of any custom map
-  in_format_ = static_cast<AVSampleFormat>(frame.format);
-  in_rate_ = frame.sample_rate;
-  in_stretch_ = 0;
-  out_stretch_ = 0;
-
+absl::StatusOr<SwrContextPtr> MonoResampler::MakeConverter() const {
   AVChannelLayout mono = AV_CHANNEL_LAYOUT_MONO;
   SwrContext* raw = nullptr;
   int err = swr_alloc_set_opts2(&raw, &mono, AV_SAMPLE_FMT_FLT, output_rate_,
-                                &in_layout_, in_format_, in_rate_, 0, nullptr);
+                                const_cast<AVChannelLayout*>(&in_layout_),
+                                in_format_, in_rate_, 0, nullptr);
   SwrContextPtr swr(raw);
   if (err < 0) return AvErrorToStatus(err, "could not set up the resampler");
 
@@ -79,7 +76,24 @@ absl::Status MonoResampler::Rebuild(const AVFrame& frame) {
         err, absl::StrCat("could not convert ", channels, " channels at ",
                           in_rate_, " Hz to mono at ", output_rate_, " Hz"));
   }
-  swr_ = std::move(swr);
+  return swr;
+}
+
+absl::Status MonoResampler::Rebuild(const AVFrame& frame) {
+  if (swr_ != nullptr) RETURN_IF_ERROR(FlushConverter());
+  swr_.reset();
+  FreeRetained();
+  av_channel_layout_uninit(&in_layout_);
+
+  AVChannelLayout layout = {};
+  RETURN_IF_ERROR(EffectiveLayout(frame, &layout));
+  in_layout_ = layout;  // takes ownership of any custom map
+  in_format_ = static_cast<AVSampleFormat>(frame.format);
+  in_rate_ = frame.sample_rate;
+  in_stretch_ = 0;
+  out_stretch_ = 0;
+  retaining_ = true;
+  ASSIGN_OR_RETURN(swr_, MakeConverter());
   return absl::OkStatus();
 }
 
@@ -87,14 +101,33 @@ absl::Status MonoResampler::Push(const AVFrame& frame, int samples) {
   samples = std::clamp(samples, 0, frame.nb_samples);
   if (samples == 0) return absl::OkStatus();
   if (!Matches(frame)) RETURN_IF_ERROR(Rebuild(frame));
+  RETURN_IF_ERROR(Retain(frame, samples));
   in_stretch_ += samples;
   return Convert(const_cast<const uint8_t**>(frame.extended_data), samples);
 }
 
-int64_t MonoResampler::StretchTarget() const {
-  if (in_rate_ <= 0) return 0;
-  // Exact in 64 bits: at most a few hours at 768 kHz times 384 kHz.
-  return (in_stretch_ * output_rate_ + in_rate_ - 1) / in_rate_;
+absl::Status MonoResampler::Retain(const AVFrame& frame, int samples) {
+  if (!retaining_) return absl::OkStatus();
+  const int channels = in_layout_.nb_channels;
+  if (in_stretch_ + samples > kRetainSamples) {
+    retaining_ = false;  // long enough for the converter alone
+    FreeRetained();
+    return absl::OkStatus();
+  }
+  if (retained_ == nullptr) {
+    const int err = av_samples_alloc_array_and_samples(
+        &retained_, nullptr, channels, kRetainSamples, in_format_, 0);
+    if (err < 0) return AvErrorToStatus(err, "could not allocate a buffer");
+  }
+  av_samples_copy(retained_, frame.extended_data, static_cast<int>(in_stretch_),
+                  0, samples, channels, in_format_);
+  return absl::OkStatus();
+}
+
+int64_t MonoResampler::StretchMinimum() const {
+  if (in_stretch_ == 0 || in_rate_ <= 0) return 0;
+  // Exact in 64 bits: hours at 768 kHz times 384 kHz.
+  return std::max<int64_t>(1, in_stretch_ * output_rate_ / in_rate_);
 }
 
 absl::Status MonoResampler::Convert(const uint8_t** in, int in_samples) {
@@ -112,10 +145,8 @@ absl::Status MonoResampler::Convert(const uint8_t** in, int in_samples) {
   uint8_t* out = reinterpret_cast<uint8_t*>(scratch_.data());
   const int got = swr_convert(swr_.get(), &out, capacity, in, in_samples);
   if (got < 0) return AvErrorToStatus(got, "resampler failed");
-  const int64_t keep = std::clamp<int64_t>(StretchTarget() - out_stretch_, 0,
-                                           static_cast<int64_t>(got));
-  out_stretch_ += keep;
-  return Emit(scratch_.data(), keep);
+  out_stretch_ += got;
+  return Emit(scratch_.data(), got);
 }
 
 absl::Status MonoResampler::Emit(const float* data, int64_t count) {
@@ -144,52 +175,73 @@ absl::Status MonoResampler::Emit(const float* data, int64_t count) {
 }
 
 absl::Status MonoResampler::FlushConverter() {
-  const int64_t target = StretchTarget();
-  if (out_stretch_ < target) {
-    // Silence after the stretch's end lets the filter reach it. Feeding it
-    // (rather than relying on the drain) is what makes an input shorter than
-    // the filter come out at all. Bounded: a filter spans a few hundred
-    // input samples at any sane ratio.
-    constexpr int kSilenceChunk = 4096;
-    const int channels = in_layout_.nb_channels;
-    uint8_t** silence = nullptr;
-    int linesize = 0;
-    const int err = av_samples_alloc_array_and_samples(
-        &silence, &linesize, channels, kSilenceChunk, in_format_, 0);
-    if (err < 0) return AvErrorToStatus(err, "could not allocate silence");
-    av_samples_set_silence(silence, 0, kSilenceChunk, channels, in_format_);
-    const int64_t ratio = in_rate_ / output_rate_ + 1;
-    int64_t budget = (target - out_stretch_ + 64) * ratio + 65536;
-    absl::Status status;
-    // Upsampling by a large factor (1 Hz to 16 kHz): a chunk's output, not
-    // its input, is what must stay small.
-    const int chunk = static_cast<int>(std::clamp<int64_t>(
-        int64_t{65536} * in_rate_ / output_rate_, 1, kSilenceChunk));
-    while (status.ok() && out_stretch_ < target && budget > 0) {
-      const int n = static_cast<int>(std::min<int64_t>(chunk, budget));
-      status = Convert(const_cast<const uint8_t**>(silence), n);
-      budget -= n;
-    }
-    av_freep(&silence[0]);
-    av_freep(&silence);
-    RETURN_IF_ERROR(status);
-  }
-  // Each drain call returns at most one buffer's worth; stop when dry (or
-  // when the stretch is complete: the rest is dropped anyway).
-  while (out_stretch_ < target) {
+  // Each drain call returns at most one buffer's worth; stop when dry.
+  for (;;) {
     const int64_t before = out_stretch_;
     RETURN_IF_ERROR(Convert(nullptr, 0));
     if (out_stretch_ == before) break;
   }
+  const int64_t minimum = StretchMinimum();
+  if (out_stretch_ < minimum && retaining_ && in_stretch_ > 0) {
+    RETURN_IF_ERROR(Redo(minimum));
+  }
+  // Not expected (a long stretch comes out at its length); keeps the promise.
   const std::vector<float> zeros(
-      static_cast<size_t>(std::clamp<int64_t>(target - out_stretch_, 0, 4096)),
+      static_cast<size_t>(std::clamp<int64_t>(minimum - out_stretch_, 0, 4096)),
       0.0f);
-  while (out_stretch_ < target) {
-    const int64_t n = std::min(target - out_stretch_, std::ssize(zeros));
+  while (out_stretch_ < minimum) {
+    const int64_t n = std::min(minimum - out_stretch_, std::ssize(zeros));
     out_stretch_ += n;
     RETURN_IF_ERROR(Emit(zeros.data(), n));
   }
   return absl::OkStatus();
+}
+
+absl::Status MonoResampler::Redo(int64_t minimum) {
+  // A fresh converter gets the stretch again, then silence until the
+  // filter has reached the stretch's end; its samples past those already
+  // handed over (identical up to there: the same input) complete it.
+  ASSIGN_OR_RETURN(SwrContextPtr swr, MakeConverter());
+  std::vector<float> out;
+  const auto convert = [&](const uint8_t** in, int count) -> absl::Status {
+    const int capacity = swr_get_out_samples(swr.get(), count);
+    if (capacity < 0) return AvErrorToStatus(capacity, "resampler failed");
+    const size_t at = out.size();
+    out.resize(at + static_cast<size_t>(capacity));
+    uint8_t* dst = reinterpret_cast<uint8_t*>(out.data() + at);
+    const int got = swr_convert(swr.get(), &dst, capacity, in, count);
+    if (got < 0) return AvErrorToStatus(got, "resampler failed");
+    out.resize(at + static_cast<size_t>(got));
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(convert(const_cast<const uint8_t**>(retained_),
+                          static_cast<int>(in_stretch_)));
+  // Silence in chunks whose output stays small even when upsampling 1 Hz.
+  const int channels = in_layout_.nb_channels;
+  const int chunk = static_cast<int>(std::clamp<int64_t>(
+      int64_t{4096} * in_rate_ / output_rate_, 1, kRetainSamples));
+  uint8_t** silence = nullptr;
+  int err = av_samples_alloc_array_and_samples(&silence, nullptr, channels,
+                                               chunk, in_format_, 0);
+  if (err < 0) return AvErrorToStatus(err, "could not allocate a buffer");
+  av_samples_set_silence(silence, 0, chunk, channels, in_format_);
+  absl::Status status;
+  // A filter spans well under kRetainSamples input samples at any ratio
+  // libswresample supports.
+  for (int64_t fed = 0; status.ok() && std::ssize(out) < minimum &&
+                        fed < 2 * int64_t{kRetainSamples};
+       fed += chunk) {
+    status = convert(const_cast<const uint8_t**>(silence), chunk);
+  }
+  av_freep(&silence[0]);
+  av_freep(&silence);
+  RETURN_IF_ERROR(status);
+  const int64_t end = std::min<int64_t>(minimum, std::ssize(out));
+  if (end <= out_stretch_) return absl::OkStatus();
+  const int64_t n = end - out_stretch_;
+  const float* from = out.data() + out_stretch_;
+  out_stretch_ = end;
+  return Emit(from, n);
 }
 
 absl::Status MonoResampler::Finish() {
@@ -200,6 +252,7 @@ absl::Status MonoResampler::Finish() {
     pending_.clear();
   }
   swr_.reset();
+  FreeRetained();
   av_channel_layout_uninit(&in_layout_);
   return absl::OkStatus();
 }

@@ -6,18 +6,19 @@
 // chunks of a bounded size. Internal to src/audio; one instance per output
 // rate of one DecodeAudio call, not thread-safe.
 //
-// Length: every stretch of input at one rate (the whole file, or one link of
-// a chained Ogg) comes out as exactly ceil(n * output_rate / input_rate)
-// samples for n input samples, so that any non-empty input gives at least
-// one sample. libswresample alone gives nothing for an input shorter than its
-// filter (one sample at 44.1 kHz -> 16 kHz): the end of each stretch is
-// followed by silence until the proportional length is out, and the rest is
-// dropped.
+// Length: each stretch of input at one rate (the whole file, or one link of
+// a chained Ogg) of n samples comes out as libswresample makes it (as the
+// ffmpeg CLI does: within a sample of n * output_rate / input_rate), and at
+// least max(1, floor(n * output_rate / input_rate)) samples. libswresample
+// alone gives nothing for an input shorter than its filter (one sample at
+// 44.1 kHz -> 16 kHz): such a stretch (up to kRetainSamples long, kept for
+// this) is converted again followed by silence, and completed from that.
 
 #include <cstdint>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "src/audio/decoder.h"
 #include "src/audio/ffmpeg_util.h"
 
@@ -52,15 +53,24 @@ class MonoResampler {
  private:
   bool Matches(const AVFrame& frame) const;
   absl::Status Rebuild(const AVFrame& frame);
-  // Runs swr_convert; a null `in` drains the converter. Output past the
-  // stretch's proportional length is dropped.
+  // Inputs up to this many samples are kept until the stretch ends.
+  static constexpr int kRetainSamples = 8192;
+
+  absl::StatusOr<SwrContextPtr> MakeConverter() const;
+  // Keeps a copy of the frame's first `samples` samples while the stretch
+  // is short.
+  absl::Status Retain(const AVFrame& frame, int samples);
+  void FreeRetained();
+  // Runs swr_convert; a null `in` drains the converter.
   absl::Status Convert(const uint8_t** in, int in_samples);
   absl::Status Emit(const float* data, int64_t count);
-  // Ends the current stretch: feeds silence until its proportional length is
-  // out, drains the converter, and pads with zeros should it still fall short.
+  // Ends the current stretch: drains the converter and completes a short
+  // stretch to StretchMinimum().
   absl::Status FlushConverter();
-  // ceil(in_stretch_ * output_rate_ / in_rate_).
-  int64_t StretchTarget() const;
+  // Completes a retained stretch to `minimum` samples (see the top).
+  absl::Status Redo(int64_t minimum);
+  // max(1, floor(in_stretch_ * output_rate_ / in_rate_)), 0 for no input.
+  int64_t StretchMinimum() const;
 
   const int rate_index_;
   const int output_rate_;
@@ -77,6 +87,9 @@ class MonoResampler {
   // Input consumed and output produced since the converter was (re)built.
   int64_t in_stretch_ = 0;
   int64_t out_stretch_ = 0;
+  // The stretch's input while it is at most kRetainSamples long.
+  bool retaining_ = true;
+  uint8_t** retained_ = nullptr;
 };
 
 }  // namespace audiotag::audio_internal
