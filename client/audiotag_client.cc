@@ -7,6 +7,7 @@
 #include <sstream>
 #include <system_error>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace audiotag {
@@ -16,6 +17,23 @@ absl::Status FromGrpc(const grpc::Status& status) {
   if (status.ok()) return absl::OkStatus();
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
                       status.error_message());
+}
+
+// gRPC's "Received/Sent message larger than max" says nothing of the fix.
+absl::Status ExplainMessageLimit(absl::Status status) {
+  if (status.code() != absl::StatusCode::kResourceExhausted ||
+      !absl::StrContains(status.message(), "larger than max")) {
+    return status;
+  }
+  return absl::Status(
+      status.code(),
+      absl::StrCat(status.message(),
+                   " (the request or its reply exceeds the server's gRPC "
+                   "message limit, audiotag-server --max_message_bytes: lower "
+                   "the client's --max_message_bytes so that files this size "
+                   "are sent with AnalyzeStream, raise the server's limit, "
+                   "or leave out segment_embeddings, the largest part of a "
+                   "reply)"));
 }
 
 }  // namespace
@@ -29,14 +47,17 @@ AudioTagClient::AudioTagClient(ClientOptions options)
   if (!options_.load_balancing_policy.empty()) {
     args.SetLoadBalancingPolicyName(options_.load_balancing_policy);
   }
-  stub_ = v1::AudioTagger::NewStub(grpc::CreateCustomChannel(
-      options_.server, grpc::InsecureChannelCredentials(), args));
+  std::shared_ptr<grpc::Channel> channel =
+      options_.connection.NewChannel(options_.server, args);
+  stub_ = v1::AudioTagger::NewStub(channel);
+  health_ = grpc::health::v1::Health::NewStub(channel);
 }
 
 void AudioTagClient::Prepare(grpc::ClientContext* context) const {
   if (options_.timeout > absl::ZeroDuration()) {
     context->set_deadline(absl::ToChronoTime(absl::Now() + options_.timeout));
   }
+  options_.connection.Authorize(context);
 }
 
 absl::StatusOr<v1::AnalyzeResponse> AudioTagClient::Analyze(
@@ -52,7 +73,7 @@ absl::StatusOr<v1::AnalyzeResponse> AudioTagClient::Analyze(
   Prepare(&context);
   if (absl::Status s = FromGrpc(stub_->Analyze(&context, request, &response));
       !s.ok()) {
-    return s;
+    return ExplainMessageLimit(s);
   }
   return response;
 }
@@ -72,7 +93,9 @@ absl::StatusOr<v1::AnalyzeResponse> AudioTagClient::AnalyzeStream(
     ok = writer->Write(message);
   }
   writer->WritesDone();
-  if (absl::Status s = FromGrpc(writer->Finish()); !s.ok()) return s;
+  if (absl::Status s = FromGrpc(writer->Finish()); !s.ok()) {
+    return ExplainMessageLimit(s);
+  }
   return response;
 }
 
@@ -100,6 +123,20 @@ absl::StatusOr<v1::ModelInfo> AudioTagClient::GetModel(
     return s;
   }
   return response;
+}
+
+absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus>
+AudioTagClient::Health(const std::string& service) const {
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(service);
+  grpc::health::v1::HealthCheckResponse response;
+  grpc::ClientContext context;
+  Prepare(&context);
+  if (absl::Status s = FromGrpc(health_->Check(&context, request, &response));
+      !s.ok()) {
+    return s;
+  }
+  return response.status();
 }
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {

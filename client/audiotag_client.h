@@ -13,6 +13,8 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "audiotag/v1/audiotag.grpc.pb.h"
+#include "client/connection.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 
 namespace audiotag {
 
@@ -30,6 +32,8 @@ struct ClientOptions {
   std::string load_balancing_policy;
   // Per-call deadline; zero means none.
   absl::Duration timeout = absl::ZeroDuration();
+  // Transport security and bearer token. Default plaintext, no token.
+  Connection connection;
 };
 
 class AudioTagClient {
@@ -41,6 +45,9 @@ class AudioTagClient {
       const std::string& audio, const v1::AnalyzeOptions& options) const;
   absl::StatusOr<v1::ListModelsResponse> ListModels() const;
   absl::StatusOr<v1::ModelInfo> GetModel(const std::string& name) const;
+  // grpc.health.v1 Check of `service` ("" is the whole server).
+  absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> Health(
+      const std::string& service) const;
 
  private:
   absl::StatusOr<v1::AnalyzeResponse> AnalyzeStream(
@@ -49,6 +56,7 @@ class AudioTagClient {
 
   const ClientOptions options_;
   std::unique_ptr<v1::AudioTagger::Stub> stub_;
+  std::unique_ptr<grpc::health::v1::Health::Stub> health_;
 };
 
 // Reads a whole file; NOT_FOUND / INVALID_ARGUMENT with the path.

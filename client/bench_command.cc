@@ -28,15 +28,13 @@
 #include "client/bench_metrics.h"
 #include "client/bench_stats.h"
 #include "client/commands.h"
+#include "client/connection_flags.h"
+#include "client/request_flags.h"
+#include "src/common/command_line.h"
 
 ABSL_DECLARE_FLAG(std::string, server);
 ABSL_DECLARE_FLAG(std::string, format);
-ABSL_DECLARE_FLAG(std::vector<std::string>, models);
-ABSL_DECLARE_FLAG(std::vector<std::string>, outputs);
-ABSL_DECLARE_FLAG(int, top_k);
-ABSL_DECLARE_FLAG(std::string, priority);
 ABSL_DECLARE_FLAG(double, timeout_seconds);
-ABSL_DECLARE_FLAG(std::string, request_id);
 
 ABSL_FLAG(int, concurrency, 1,
           "bench, closed loop: requests in flight at once.");
@@ -74,44 +72,19 @@ struct Run {
   std::string batches_note;
 };
 
-absl::Status BuildOptions(v1::AnalyzeOptions* options) {
-  for (const std::string& m : absl::GetFlag(FLAGS_models)) {
-    options->add_models(m);
-  }
-  v1::OutputSelection* sel = options->mutable_outputs();
-  for (const std::string& o : absl::GetFlag(FLAGS_outputs)) {
-    if (o == "tags") {
-      sel->set_tags(true);
-    } else if (o == "activations") {
-      sel->set_activations(true);
-    } else if (o == "embeddings") {
-      sel->set_embeddings(true);
-    } else if (o == "segment_embeddings") {
-      sel->set_segment_embeddings(true);
-    } else {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unknown output '", o, "'"));
-    }
-  }
-  options->set_top_k(absl::GetFlag(FLAGS_top_k));
-  // "" is the CLI's default: interactive.
-  const std::string priority = absl::GetFlag(FLAGS_priority);
-  if (!priority.empty() && priority != "interactive" && priority != "bulk") {
-    return absl::InvalidArgumentError("--priority must be interactive or bulk");
-  }
-  options->set_priority(priority == "bulk" ? v1::PRIORITY_BULK
-                                           : v1::PRIORITY_INTERACTIVE);
-  options->set_request_id(absl::GetFlag(FLAGS_request_id));
-  return absl::OkStatus();
-}
-
-absl::Status LoadInputs(std::vector<std::string>* inputs) {
+absl::Status CheckInputFlags() {
   const double synth = absl::GetFlag(FLAGS_synth_seconds);
   const std::vector<std::string> files = absl::GetFlag(FLAGS_audio);
   if ((synth > 0) == !files.empty()) {
     return absl::InvalidArgumentError(
         "give exactly one of --audio=FILE[,FILE...] and --synth_seconds=S");
   }
+  return absl::OkStatus();
+}
+
+absl::Status LoadInputs(std::vector<std::string>* inputs) {
+  const double synth = absl::GetFlag(FLAGS_synth_seconds);
+  const std::vector<std::string> files = absl::GetFlag(FLAGS_audio);
   if (synth > 0) {
     inputs->push_back(SynthWav(synth));
     return absl::OkStatus();
@@ -309,14 +282,22 @@ int RunBenchCommand(const std::vector<std::string>& args) {
   }
   const std::string format = absl::GetFlag(FLAGS_format);
   Run run;
-  v1::AnalyzeOptions options;
-  std::vector<std::string> inputs;
-  for (absl::Status s : {LoadOptionsFromFlags(&run.load),
-                         BuildOptions(&options), LoadInputs(&inputs)}) {
+  absl::StatusOr<v1::AnalyzeOptions> options =
+      RequestOptionsFromFlags(v1::PRIORITY_INTERACTIVE);
+  absl::StatusOr<Connection> connection = ConnectionFromFlags();
+  for (absl::Status s : {LoadOptionsFromFlags(&run.load), options.status(),
+                         connection.status(), CheckInputFlags()}) {
     if (!s.ok()) {
       std::cerr << "audiotag bench: " << s.message() << "\n";
       return 2;
     }
+  }
+  if (absl::GetFlag(FLAGS_dry_run)) return FinishDryRun();
+  run.load.connection = *connection;
+  std::vector<std::string> inputs;
+  if (absl::Status s = LoadInputs(&inputs); !s.ok()) {
+    std::cerr << "audiotag bench: " << s.message() << "\n";
+    return 2;
   }
 
   const std::string metrics_url = absl::GetFlag(FLAGS_metrics_url);
@@ -332,7 +313,7 @@ int RunBenchCommand(const std::vector<std::string>& args) {
     run.batches_note = absl::StrCat("not available: ", h.status().message());
   }
 
-  if (absl::Status s = RunLoad(run.load, inputs, options, &run.result);
+  if (absl::Status s = RunLoad(run.load, inputs, *options, &run.result);
       !s.ok()) {
     std::cerr << "audiotag bench: " << s.message() << "\n";
     return 2;
@@ -354,6 +335,15 @@ int RunBenchCommand(const std::vector<std::string>& args) {
   }
 
   std::cout << (format == "table" ? ToTable(run) : ToJson(run)) << std::endl;
+  for (const auto& [code, message] : run.result.first_error) {
+    std::cerr << "audiotag bench: first " << absl::StatusCodeToString(code)
+              << ": " << message << "\n";
+    if (const std::string hint =
+            run.load.connection.Hint(absl::Status(code, message));
+        !hint.empty()) {
+      std::cerr << "audiotag bench: hint: " << hint << "\n";
+    }
+  }
   // Any failed call makes the exit code 1, so scripts notice.
   return OkCount(run.result) == run.result.started ? 0 : 1;
 }

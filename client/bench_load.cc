@@ -37,8 +37,8 @@ class LoadGenerator {
       // connection between them.
       grpc::ChannelArguments channel_args = args;
       channel_args.SetInt("audiotag.bench_channel", i);
-      stubs_.push_back(v1::AudioTagger::NewStub(grpc::CreateCustomChannel(
-          load_.server, grpc::InsecureChannelCredentials(), channel_args)));
+      stubs_.push_back(v1::AudioTagger::NewStub(
+          load_.connection.NewChannel(load_.server, channel_args)));
     }
     // Requests are built once and shared (read-only) by every call.
     for (const std::string& audio : inputs) {
@@ -101,6 +101,7 @@ class LoadGenerator {
       call->context.set_deadline(
           absl::ToChronoTime(absl::Now() + load_.timeout));
     }
+    load_.connection.Authorize(&call->context);
     {
       absl::MutexLock lock(&mu_);
       if (reserved_ > 0) --reserved_;

@@ -24,6 +24,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "audiotag/v1/audiotag.pb.h"
+#include "client/connection.h"
 
 namespace audiotag {
 
@@ -50,6 +51,8 @@ struct LoadOptions {
   // gRPC channels to spread calls over (each its own TCP connection).
   // Default 1.
   int channels = 1;
+  // Transport security and bearer token. Default plaintext, no token.
+  Connection connection;
   // Seed of the Poisson schedule.
   uint32_t seed = 1;
 };

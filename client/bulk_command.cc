@@ -26,6 +26,7 @@
 #include "client/bulk/durable_file.h"
 #include "client/bulk/shard.h"
 #include "client/commands.h"
+#include "client/connection_flags.h"
 
 ABSL_DECLARE_FLAG(std::string, server);
 ABSL_DECLARE_FLAG(std::vector<std::string>, models);
@@ -158,8 +159,9 @@ bulk::JobOptions JobOptionsFromFlags(bulk::EmbeddingMode mode,
   return options;
 }
 
-ClientOptions ClientOptionsFromFlags() {
+ClientOptions ClientOptionsFromFlags(const Connection& connection) {
   ClientOptions client;
+  client.connection = connection;
   client.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   client.timeout = absl::Seconds(absl::GetFlag(FLAGS_timeout_seconds));
   return client;
@@ -199,10 +201,10 @@ int RunBulkCommand(const std::vector<std::string>& args) {
   if (!mode.ok()) return Usage(std::string(mode.status().message()));
   absl::StatusOr<v1::AnalyzeOptions> request = RequestFromFlags(*mode);
   if (!request.ok()) return Usage(std::string(request.status().message()));
-  if (DryRun()) {
-    std::cout << "ok\n";
-    return 0;
-  }
+  absl::StatusOr<Connection> connection = ConnectionFromFlags();
+  if (!connection.ok())
+    return Usage(std::string(connection.status().message()));
+  if (DryRun()) return FinishDryRun();
   absl::StatusOr<std::vector<bulk::Track>> tracks =
       ShardTracks(manifest, *index, count);
   if (!tracks.ok()) return Fail(tracks.status());
@@ -212,7 +214,7 @@ int RunBulkCommand(const std::vector<std::string>& args) {
                                                        output, *index, count);
   bulk::ServerPool servers(
       absl::StrSplit(absl::GetFlag(FLAGS_server), ',', absl::SkipEmpty()),
-      ClientOptionsFromFlags());
+      ClientOptionsFromFlags(*connection));
   bulk::BulkJob job(JobOptionsFromFlags(*mode, dir), &servers, *request);
   absl::StatusOr<bulk::JobStats> stats = job.Run(*tracks);
   if (!stats.ok()) return Fail(stats.status());

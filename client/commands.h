@@ -3,12 +3,19 @@
 
 // The CLI's long-running commands, each in its own file. `args` are the
 // positional arguments after the command name; flags are absl flags defined
-// in the command's own file. Each returns the process exit code.
+// in the command's own file. Each returns the process exit code: 2 for a
+// usage error (a bad flag value, a missing argument). Under --dry_run each
+// checks its flags and arguments as a real run would, then returns
+// FinishDryRun() before reading any file or calling any server.
 
 #include <string>
 #include <vector>
 
 namespace audiotag {
+
+// Under --dry_run, a command that has checked its flags and arguments calls
+// this instead of doing anything: prints "ok" and returns exit code 0.
+int FinishDryRun();
 
 // audiotag bulk: tag and embed a whole catalog (client/bulk_command.cc).
 int RunBulkCommand(const std::vector<std::string>& args);

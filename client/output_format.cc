@@ -110,4 +110,10 @@ std::string ModelsTable(const v1::ListModelsResponse& models) {
   return text;
 }
 
+std::string ModelTable(const v1::ModelInfo& model) {
+  v1::ListModelsResponse one;
+  *one.add_models() = model;
+  return ModelsTable(one);
+}
+
 }  // namespace audiotag

@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <iostream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -24,6 +25,7 @@
 #include "server/request_log.h"
 #include "server/security.h"
 #include "src/analysis/analyzer.h"
+#include "src/common/command_line.h"
 #include "src/common/thread_pool.h"
 #include "src/metrics/metrics.h"
 #include "src/model/model_repository.h"
@@ -349,10 +351,78 @@ int Serve() {
 }  // namespace
 }  // namespace audiotag
 
-int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "Serves audio tagging, instrument activations and embeddings over gRPC.\n"
-      "  audiotag-server --model_repository=models --port=50051");
-  absl::ParseCommandLine(argc, argv);
-  return audiotag::Serve();
+namespace audiotag {
+namespace {
+
+constexpr char kUsage[] =
+    "audiotag-server: serves audio tagging, instrument activations and "
+    "embeddings of the models in a model repository over gRPC.\n\n"
+    "usage: audiotag-server [flags]\n\n"
+    "example:\n"
+    "  audiotag-server --model_repository=models --port=50051\n\n"
+    "`audiotag-server --version` prints the version.\n\nflags:\n";
+
+bool ValidPort(int port) { return port >= 0 && port <= 65535; }
+
+// What can be wrong with the flags before anything is opened.
+absl::Status CheckFlags() {
+  if (!ValidPort(absl::GetFlag(FLAGS_port))) {
+    return absl::InvalidArgumentError("--port must be 0..65535");
+  }
+  if (!ValidPort(absl::GetFlag(FLAGS_metrics_port))) {
+    return absl::InvalidArgumentError("--metrics_port must be 0..65535");
+  }
+  if (absl::GetFlag(FLAGS_tls_cert).empty() !=
+      absl::GetFlag(FLAGS_tls_key).empty()) {
+    return absl::InvalidArgumentError("--tls_cert and --tls_key go together");
+  }
+  if (!absl::GetFlag(FLAGS_tls_client_ca).empty() &&
+      absl::GetFlag(FLAGS_tls_cert).empty()) {
+    return absl::InvalidArgumentError(
+        "--tls_client_ca needs --tls_cert and --tls_key (mutual TLS is TLS)");
+  }
+  if (absl::GetFlag(FLAGS_max_message_bytes) <= 0) {
+    return absl::InvalidArgumentError("--max_message_bytes must be positive");
+  }
+  if (absl::GetFlag(FLAGS_analysis_threads) <= 0) {
+    return absl::InvalidArgumentError("--analysis_threads must be positive");
+  }
+  return absl::OkStatus();
 }
+
+int Main(int argc, char** argv) {
+  ConfigureAbslUsage("audiotag-server");
+  const CommandLine line = CheckCommandLine(argc, argv);
+  if (line.help) {
+    std::cout << kUsage << FlagHelp(ProgramFlagNames());
+    return 0;
+  }
+  if (line.version) {
+    std::cout << VersionString("audiotag-server") << "\n";
+    return 0;
+  }
+  absl::Status status = line.status;
+  if (status.ok() && !line.positional.empty()) {
+    status = absl::InvalidArgumentError(absl::StrCat(
+        "takes no positional arguments (got '", line.positional[0], "')"));
+  }
+  if (status.ok()) {
+    absl::ParseCommandLine(argc, argv);
+    status = CheckFlags();
+  }
+  if (!status.ok()) {
+    std::cerr << "audiotag-server: " << status.message()
+              << "\n(see `audiotag-server --help`)\n";
+    return 2;
+  }
+  if (absl::GetFlag(FLAGS_dry_run)) {
+    std::cout << "ok\n";
+    return 0;
+  }
+  return Serve();
+}
+
+}  // namespace
+}  // namespace audiotag
+
+int main(int argc, char** argv) { return audiotag::Main(argc, argv); }
