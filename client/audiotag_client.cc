@@ -88,8 +88,12 @@ absl::StatusOr<v1::AnalyzeResponse> AudioTagClient::AnalyzeStream(
   v1::AnalyzeStreamRequest message;
   *message.mutable_options() = options;
   bool ok = writer->Write(message);
-  for (size_t at = 0; ok && at < audio.size(); at += options_.chunk_bytes) {
-    message.set_audio_chunk(audio.substr(at, options_.chunk_bytes));
+  // Each chunk message stays within max_message_bytes too (a few bytes go
+  // to the message's framing).
+  const size_t chunk = static_cast<size_t>(std::max<int64_t>(
+      1024, std::min(options_.chunk_bytes, options_.max_message_bytes - 64)));
+  for (size_t at = 0; ok && at < audio.size(); at += chunk) {
+    message.set_audio_chunk(audio.substr(at, chunk));
     ok = writer->Write(message);
   }
   writer->WritesDone();

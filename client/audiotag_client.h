@@ -21,10 +21,12 @@ namespace audiotag {
 struct ClientOptions {
   // "host:port", or any gRPC target ("dns:///svc:50051").
   std::string server = "127.0.0.1:50051";
-  // Uploads larger than this use AnalyzeStream. Default 4 MiB, gRPC's
-  // default message limit, so it works against any server configuration.
+  // Uploads larger than this use AnalyzeStream (in chunks no larger than
+  // this either). Default 4 MiB, gRPC's default message limit, so it works
+  // against any server configuration.
   int64_t max_message_bytes = int64_t{4} << 20;
-  // Size of each AnalyzeStream chunk. Default 1 MiB.
+  // Size of each AnalyzeStream chunk, at most max_message_bytes less a
+  // little framing. Default 1 MiB.
   int64_t chunk_bytes = int64_t{1} << 20;
   // gRPC load-balancing policy of the channel, e.g. "round_robin" to spread
   // calls over every address a "dns:///" target resolves to. Default empty:

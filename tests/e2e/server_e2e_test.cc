@@ -409,12 +409,19 @@ TEST_F(ServerE2E, CliAnalyzePrintsJson) {
   ASSERT_TRUE(audio.ok());
   auto path = WriteTempFile("song.mp3", *audio);
   ASSERT_TRUE(path.ok());
-  auto run = RunCommand(Cli({"analyze", *path}));
+  auto run = RunCommand(
+      Cli({"analyze", *path,
+           "--outputs=tags,activations,embeddings,segment_embeddings"}));
   ASSERT_TRUE(run.ok()) << run.status();
   ASSERT_EQ(run->exit_code, 0) << run->err;
+  // The reply's JSON, with the input's "path" added.
+  EXPECT_THAT(run->out, HasSubstr("\"path\": \"" + *path + "\""));
+  google::protobuf::util::JsonParseOptions lenient;
+  lenient.ignore_unknown_fields = true;
   v1::AnalyzeResponse parsed;
   ASSERT_TRUE(
-      google::protobuf::util::JsonStringToMessage(run->out, &parsed).ok())
+      google::protobuf::util::JsonStringToMessage(run->out, &parsed, lenient)
+          .ok())
       << run->out;
   EXPECT_EQ(parsed.audio().codec(), "mp3float");
   const v1::ModelResult* r = FindResult(parsed, "stats");
@@ -438,10 +445,15 @@ TEST_F(ServerE2E, CliStreamsLargeFilesWithTheSameResult) {
       RunCommand(Cli({"analyze", "--max_message_bytes=20000", *path}));
   ASSERT_TRUE(unary.ok() && streamed.ok());
   ASSERT_EQ(streamed->exit_code, 0) << streamed->err;
+  google::protobuf::util::JsonParseOptions lenient;  // "path" is not a field
+  lenient.ignore_unknown_fields = true;
   v1::AnalyzeResponse a, b;
-  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(unary->out, &a).ok());
   ASSERT_TRUE(
-      google::protobuf::util::JsonStringToMessage(streamed->out, &b).ok());
+      google::protobuf::util::JsonStringToMessage(unary->out, &a, lenient)
+          .ok());
+  ASSERT_TRUE(
+      google::protobuf::util::JsonStringToMessage(streamed->out, &b, lenient)
+          .ok());
   // Timing and the server-generated request id differ between two calls.
   a.clear_timing();
   b.clear_timing();

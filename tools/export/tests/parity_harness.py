@@ -132,7 +132,8 @@ class Server:
 
     def analyze(self, path: str, model: str) -> dict:
         r = subprocess.run([self.bin["audiotag"], "analyze", path, f"--server={self.address}", f"--models={model}",
-                            "--format=json", "--top_k=-1"],
+                            "--format=json", "--top_k=-1",
+                            "--outputs=tags,activations,embeddings,segment_embeddings"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if r.returncode != 0:
             raise ParityFailure(f"audiotag analyze failed ({r.returncode}): {r.stderr}\n{self.tail()}")
