@@ -127,7 +127,8 @@ const std::vector<Command>& Commands() {
        "(docs/performance.md).",
        "audiotag bench --synth_seconds=10 --concurrency=32 --format=table",
        Concat({{"format"}, RequestFlagNames()}), "client/bench_command.cc"},
-      {"fewshot", "few-shot tags on a served backbone (create, eval)",
+      {"fewshot",
+       "few-shot tags on a served backbone (create, eval)",
        "create --backbone MODEL --out DIR --tag LABEL=FILE[,FILE...] "
        "[--tag ...] [flags]\n"
        "       audiotag fewshot eval --backbone MODEL --tag ... [flags]",
@@ -138,7 +139,8 @@ const std::vector<Command>& Commands() {
        "--tag_dir LABEL=DIR and --negatives FILE[,FILE...].",
        "audiotag fewshot create --backbone openmic_student --out models/lofi "
        "--tag lofi=a.wav,b.wav --tag rock=c.wav,d.wav",
-       {"pooling", "max_message_bytes"}, "client/fewshot/fewshot_command.cc"},
+       {"pooling", "max_message_bytes"},
+       "client/fewshot/fewshot_command.cc"},
   };
   return *commands;
 }

@@ -21,6 +21,7 @@
 #include "absl/strings/strip.h"
 #include "client/audiotag_client.h"
 #include "client/commands.h"
+#include "client/connection_flags.h"
 #include "client/fewshot/fewshot_fit.h"
 #include "client/fewshot/fewshot_model.h"
 #include "client/fewshot/support_set.h"
@@ -150,6 +151,9 @@ int Run(const std::string& command, const RepeatedFlags& repeated) {
   absl::StatusOr<fewshot::SupportSet> set = fewshot::BuildSupportSet(
       repeated.tag, repeated.tag_dir, repeated.negatives, !dry_run);
   if (!set.ok()) return Usage(std::string(set.status().message()));
+  absl::StatusOr<Connection> connection = ConnectionFromFlags();
+  if (!connection.ok())
+    return Usage(std::string(connection.status().message()));
   if (dry_run) {
     std::cout << "ok\n";
     return 0;
@@ -163,6 +167,7 @@ int Run(const std::string& command, const RepeatedFlags& repeated) {
   client_options.server = absl::GetFlag(FLAGS_server);
   client_options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   client_options.timeout = absl::Seconds(absl::GetFlag(FLAGS_timeout_seconds));
+  client_options.connection = *connection;
   AudioTagClient client(client_options);
   absl::StatusOr<fewshot::Backbone> backbone = fewshot::DescribeBackbone(
       client, repeated.backbone[0], absl::GetFlag(FLAGS_embedding));

@@ -71,7 +71,7 @@ TEST(CliHelp, MainHelpListsCommandsAndCommonFlags) {
     const CommandResult help = Exec("audiotag", {form});
     EXPECT_EQ(help.exit_code, 0) << form;
     for (const std::string command :
-         {"analyze", "models", "model", "health", "bulk", "bench"}) {
+         {"analyze", "models", "model", "health", "bulk", "bench", "fewshot"}) {
       EXPECT_THAT(help.out, HasSubstr("  " + command + " ")) << form;
     }
     for (const std::string& flag : kConnectionFlags) {
@@ -92,6 +92,7 @@ TEST(CliHelp, EachCommandListsItsFlagsWithDefaultsAndAnExample) {
       {"health", {"service"}},
       {"bulk", FlagsDefinedIn("client/bulk_command.cc")},
       {"bench", FlagsDefinedIn("client/bench_command.cc")},
+      {"fewshot", FlagsDefinedIn("client/fewshot/fewshot_command.cc")},
   };
   expected["analyze"].push_back("max_message_bytes");
   expected["analyze"].push_back("format");
