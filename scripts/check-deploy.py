@@ -2,21 +2,37 @@
 """Structure checks for audiotag's rendered Kubernetes manifests and Dockerfiles.
 
 Called by scripts/check-deploy.sh with a folder of rendered manifests
-(<target>.yaml for base, cpu, gpu, bulk-tagging, seed-models). Prints one line
-per failed rule and exits 1 if any failed. `--self-test` also breaks copies of
-the manifests on purpose and asserts that each rule notices.
+(<target>.yaml for base, cpu, gpu, bulk-tagging, seed-models), the
+Dockerfiles, `--bin-dir DIR` (the built audiotag and audiotag-server) and
+`--docs FILE...`. Prints one line per failed rule and exits 1 if any failed.
+
+Besides the structure rules, every container command line in the rendered
+workloads (command + args, or the image ENTRYPOINT + args; exec probes and
+hooks too), each Dockerfile's ENTRYPOINT and HEALTHCHECK are run through the
+real binaries with `--dry_run`, which parses and validates flags and
+arguments exactly as a real run and touches nothing: a flag the binary does
+not take fails the check. A `--flagfile` on a ConfigMap volume is given the
+rendered ConfigMap's data. `--self-test` also breaks copies of the manifests,
+Dockerfiles and docs on purpose and asserts that each rule notices.
 """
 import copy
+import json
 import os
 import re
 import shlex
+import subprocess
 import sys
+import tempfile
 
 import yaml
 
 SERVER_TARGETS = ("base", "cpu", "gpu")
 JOB_TARGETS = ("bulk-tagging", "seed-models")
 WORKLOAD_KINDS = ("Deployment", "Job", "StatefulSet", "DaemonSet")
+BINARIES = ("audiotag", "audiotag-server")
+IMAGE_BIN_DIR = "/usr/local/bin"
+# Tools the image does not ship; docs must use `audiotag health` / `models`.
+FOREIGN_TOOLS = ("grpcurl", "grpc_health_probe")
 
 
 class Checker:
@@ -63,6 +79,21 @@ def flag_value(args, *names):
             if a == f"--{n}" and i + 1 < len(args):
                 return args[i + 1]
     return None
+
+
+def scaled(value, total):
+    """An int-or-percent PDB field for `total` pods (percentages round up)."""
+    if isinstance(value, str) and value.endswith("%"):
+        return -(-int(value[:-1]) * total // 100)
+    return int(value)
+
+
+def disruptions_allowed(pdb_spec, replicas):
+    if "maxUnavailable" in pdb_spec:
+        return min(replicas, scaled(pdb_spec["maxUnavailable"], replicas))
+    if "minAvailable" in pdb_spec:
+        return max(0, replicas - scaled(pdb_spec["minAvailable"], replicas))
+    return replicas
 
 
 def prestop_seconds(container):
@@ -173,12 +204,18 @@ def check_server(c, target, docs):
     c.expect(ports.get("metrics") == metrics_port, where,
              f"containerPort metrics {ports.get('metrics')} != --metrics_port {metrics_port}")
 
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+    # Liveness (and startup, which gates it) ask whether the process serves
+    # gRPC: service "liveness". Readiness asks whether the required models
+    # are ready: service "". A liveness probe on readiness restarts a pod
+    # with an empty or broken repository forever.
+    for probe, service in (("startupProbe", "liveness"), ("readinessProbe", ""),
+                           ("livenessProbe", "liveness")):
         p = srv.get(probe)
         if c.expect(p, where, f"{probe} missing"):
             g = p.get("grpc")
-            c.expect(g and g.get("port") == grpc_port and not g.get("service"), where,
-                     f"{probe} must be a native gRPC probe on port {grpc_port} (service \"\")")
+            c.expect(g and g.get("port") == grpc_port and (g.get("service") or "") == service,
+                     where, f"{probe} must be a native gRPC probe on port {grpc_port} "
+                     f"with service \"{service}\"")
     startup = srv.get("startupProbe") or {}
     c.expect(startup.get("periodSeconds", 10) * startup.get("failureThreshold", 3) >= 120,
              where, "startupProbe should allow at least 120 s for model loading")
@@ -193,6 +230,12 @@ def check_server(c, target, docs):
     c.expect(ann.get("prometheus.io/scrape") == "true"
              and ann.get("prometheus.io/port") == str(metrics_port), where,
              f"pod template needs prometheus.io/scrape and port {metrics_port} annotations")
+    for d in docs:
+        other = (d.get("metadata") or {}).get("annotations") or {}
+        c.expect(not any(k.startswith("prometheus.io/") for k in other),
+                 f"{target} {d.get('kind')}/{d['metadata'].get('name')}",
+                 "prometheus.io scrape annotations belong on the pod template only "
+                 "(on a Service too, the usual configs scrape twice)")
 
     models = next((m for m in srv.get("volumeMounts", []) if m["mountPath"] == "/models"), None)
     c.expect(models and models.get("readOnly") is True, where,
@@ -233,6 +276,11 @@ def check_server(c, target, docs):
                      for m in metrics), w, "needs a Pods metric on audiotag_queue_depth")
         lo, hi = h["spec"].get("minReplicas", 1), h["spec"]["maxReplicas"]
         c.expect(1 <= lo <= hi, w, f"minReplicas {lo} / maxReplicas {hi} inconsistent")
+        replicas = spec.get("replicas", 1)
+        c.expect(lo <= replicas <= hi, where,
+                 f"replicas {replicas} outside the HPA's minReplicas {lo} .. maxReplicas {hi}")
+    else:
+        lo = spec.get("replicas", 1)
 
     # PDB.
     pdbs = find(docs, "PodDisruptionBudget")
@@ -244,6 +292,14 @@ def check_server(c, target, docs):
                  "selector does not select the Deployment's pods")
         c.expect("maxUnavailable" in p["spec"] or "minAvailable" in p["spec"], w,
                  "needs maxUnavailable or minAvailable")
+        # At the HPA's minimum: a drain must be able to evict a pod, and with
+        # two or more replicas it must leave one serving.
+        allowed = disruptions_allowed(p["spec"], lo)
+        c.expect(allowed >= 1, w,
+                 f"with {lo} replica(s) the PDB allows no eviction: it would block "
+                 "every node drain (use maxUnavailable: 1)")
+        c.expect(lo < 2 or allowed < lo, w,
+                 f"with {lo} replicas the PDB lets a drain evict all of them")
 
     gpu_limit = (srv.get("resources") or {}).get("limits", {}).get("nvidia.com/gpu")
     if target == "gpu":
@@ -280,17 +336,27 @@ def check_jobs(c, target, docs, server):
         ctr = pod["containers"][0]
         args = list(ctr.get("command", [])) + list(ctr.get("args", []))
         c.expect("bulk" in args, where, "container must run `audiotag bulk`")
-        shards = flag_value(args, "shard-count", "shard_count")
+        shards = flag_value(args, "shard_count")
         c.expect(shards is not None and completions is not None
                  and int(shards) == int(completions), where,
-                 f"--shard-count {shards} must equal completions {completions}")
+                 f"--shard_count {shards} must equal completions {completions}")
+        if "podFailurePolicy" in spec:
+            c.expect(pod.get("restartPolicy") == "Never", where,
+                     "podFailurePolicy needs restartPolicy: Never")
+            for rule in spec["podFailurePolicy"].get("rules", []):
+                if rule.get("action") == "FailIndex":
+                    c.expect("backoffLimitPerIndex" in spec, where,
+                             "action FailIndex needs backoffLimitPerIndex")
         c.expect(spec.get("parallelism", 1) <= (completions or 0), where,
                  "parallelism must not exceed completions")
         index = flag_value(args, "shard-index", "shard_index")
         c.expect(index is None or "JOB_COMPLETION_INDEX" in index, where,
                  "shard index must come from JOB_COMPLETION_INDEX")
-        for f in ("manifest", "output", "server"):
+        for f in ("output", "server"):
             c.expect(flag_value(args, f), where, f"--{f} missing")
+        after = args[args.index("bulk") + 1:] if "bulk" in args else []
+        c.expect(flag_value(args, "manifest") or any(not a.startswith("-") for a in after),
+                 where, "no manifest (--manifest=FILE or the argument after bulk)")
         target_addr = flag_value(args, "server") or ""
         ns = job["metadata"].get("namespace")
         if server:
@@ -311,10 +377,18 @@ def check_jobs(c, target, docs, server):
 DOCKER_FROM = re.compile(r"^FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?", re.I)
 
 
-def check_dockerfile(c, path, required_user_uid=10001):
-    where = os.path.relpath(path)
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+def exec_form(rest):
+    """The argv of a JSON exec form, or None."""
+    try:
+        argv = json.loads(rest)
+    except ValueError:
+        return None
+    return argv if isinstance(argv, list) and all(isinstance(a, str) for a in argv) else None
+
+
+def check_dockerfile(c, where, text, required_user_uid=10001):
+    """Checks one Dockerfile; returns {"entrypoint": argv, "healthcheck": argv}."""
+    info = {"entrypoint": None, "healthcheck": None}
     # Join continuation lines, drop comments.
     logical, buf = [], ""
     for raw in text.splitlines():
@@ -355,7 +429,7 @@ def check_dockerfile(c, path, required_user_uid=10001):
         if stages:
             stage_lines[-1].append(line)
     if not c.expect(stages, where, "no FROM"):
-        return
+        return info
     final = stage_lines[-1]
     users = [l.split(None, 1)[1] for l in final if l.split(None, 1)[0].upper() == "USER"]
     c.expect(users, where, "final stage must set USER")
@@ -380,9 +454,146 @@ def check_dockerfile(c, path, required_user_uid=10001):
     if entry:
         c.expect("--host=0.0.0.0" in entry[-1] and "--model_repository=/models" in entry[-1],
                  where, "ENTRYPOINT must pass --host=0.0.0.0 --model_repository=/models")
+        info["entrypoint"] = exec_form(entry[-1].split(None, 1)[1])
+    # A HEALTHCHECK with a probe the image has: the audiotag CLI.
+    checks = [l for l in final if l.split(None, 1)[0].upper() == "HEALTHCHECK"]
+    if c.expect(checks, where, "final stage needs a HEALTHCHECK (`audiotag health`)"):
+        m = re.search(r"\bCMD\s+(.*)$", checks[-1])
+        argv = exec_form(m.group(1)) if m else None
+        if c.expect(argv and os.path.basename(argv[0]) == "audiotag" and argv[1:2] == ["health"],
+                    where, "HEALTHCHECK must run CMD [\"/usr/local/bin/audiotag\", \"health\", ...] "
+                    "(exec form; grpc_health_probe and grpcurl are not in the image)"):
+            info["healthcheck"] = argv
+            copies = [l for l in final if l.split(None, 1)[0].upper() == "COPY"]
+            c.expect(any(re.search(r"/audiotag(\s|$)", l) and os.path.dirname(argv[0]) in l
+                         for l in copies), where,
+                     f"HEALTHCHECK runs {argv[0]} but the final stage does not copy the "
+                     "audiotag CLI there")
+    return info
 
 
-def run_all(rendered, dockerfiles):
+def check_docs(c, docs):
+    """docs: {path: text}. Commands must use what the image ships."""
+    for path, text in docs.items():
+        for n, line in enumerate(text.splitlines(), 1):
+            for tool in FOREIGN_TOOLS:
+                c.expect(not re.search(rf"\b{tool}\b", line), f"{path}:{n}",
+                         f"uses {tool}, which neither Debian nor the image provides; "
+                         "use `audiotag health` / `audiotag models`")
+
+
+# ---------------------------------------------------------------------------
+# Command lines through the real binaries' --dry_run.
+
+K8S_VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+
+
+def expand_k8s(arg, env):
+    """Kubernetes' $(VAR) expansion in command and args."""
+    return K8S_VAR.sub(lambda m: env.get(m.group(1), m.group(0)), arg)
+
+
+class DryRunner:
+    def __init__(self, bin_dir):
+        self.bin_dir = bin_dir
+        self.tmp = tempfile.TemporaryDirectory(prefix="check-deploy-")
+        self.files = 0
+        self.cache = {}  # the same command line (and file contents) runs once
+
+    def materialize(self, path, pod, ctr, docs):
+        """A local copy of a file the pod reads from a ConfigMap volume."""
+        for m in ctr.get("volumeMounts", []):
+            mount = m["mountPath"].rstrip("/") + "/"
+            if not path.startswith(mount):
+                continue
+            vol = next((v for v in pod.get("volumes", []) if v["name"] == m["name"]), {})
+            cms = find(docs, "ConfigMap", (vol.get("configMap") or {}).get("name"))
+            key = path[len(mount):]
+            if cms and key in (cms[0].get("data") or {}):
+                self.files += 1
+                local = os.path.join(self.tmp.name, f"{self.files}-{os.path.basename(key)}")
+                with open(local, "w", encoding="utf-8") as f:
+                    f.write(cms[0]["data"][key])
+                return local
+        return path
+
+    def check(self, c, where, argv, env=None, pod=None, ctr=None, docs=()):
+        if not argv:
+            return
+        prog = os.path.basename(argv[0])
+        if prog in ("sh", "bash", "dash") and len(argv) >= 3 and argv[1].startswith("-") \
+                and "c" in argv[1]:
+            r = subprocess.run(["/bin/sh", "-n", "-c", argv[2]], capture_output=True, text=True)
+            c.expect(r.returncode == 0, where, f"shell script does not parse: {r.stderr.strip()}")
+            return
+        if prog not in BINARIES:
+            return
+        c.expect(argv[0] in (prog, f"{IMAGE_BIN_DIR}/{prog}"), where,
+                 f"{argv[0]}: the image installs {prog} in {IMAGE_BIN_DIR}")
+        local, i = [], 1
+        while i < len(argv):
+            a = argv[i]
+            if a.startswith("--flagfile=") and pod is not None:
+                a = "--flagfile=" + self.materialize(a.split("=", 1)[1], pod, ctr, docs)
+            elif a == "--flagfile" and pod is not None and i + 1 < len(argv):
+                local.append(a)
+                i += 1
+                a = self.materialize(argv[i], pod, ctr, docs)
+            local.append(a)
+            i += 1
+        binary = os.path.join(self.bin_dir, prog)
+        contents = []
+        for a in local:
+            if a.startswith(self.tmp.name) or a.startswith("--flagfile=" + self.tmp.name):
+                with open(a.split("=", 1)[-1], encoding="utf-8") as f:
+                    contents.append(f.read())
+        key = (prog, tuple(argv[1:]), tuple(contents), tuple(sorted((env or {}).items())))
+        if key not in self.cache:
+            run_env = dict(os.environ)
+            run_env.update(env or {})
+            try:
+                r = subprocess.run([binary] + local + ["--dry_run"], capture_output=True,
+                                   text=True, timeout=60, env=run_env, stdin=subprocess.DEVNULL)
+                why = (r.stderr.strip().splitlines() or [f"exit code {r.returncode}"])[-1]
+                ok = r.returncode == 0 and r.stdout.strip().endswith("ok")
+                self.cache[key] = None if ok else f"rejected by {prog} --dry_run: {why}"
+            except (OSError, subprocess.TimeoutExpired) as e:
+                self.cache[key] = f"cannot run {binary}: {e}"
+        error = self.cache[key]
+        c.expect(error is None, where, f"`{shlex.join(argv)}` {error}")
+
+
+def check_commands(c, target, docs, entrypoints, runner):
+    """Every command line of the target's workloads through --dry_run."""
+    for wl in docs:
+        if wl.get("kind") not in WORKLOAD_KINDS:
+            continue
+        spec = wl["spec"]
+        pod = spec["template"]["spec"]
+        for ctr in pod.get("initContainers", []) + pod.get("containers", []):
+            where = f"{target} {wl['kind']}/{wl['metadata']['name']} container {ctr['name']}"
+            env = {e["name"]: str(e["value"]) for e in ctr.get("env", []) if "value" in e}
+            if wl["kind"] == "Job" and spec.get("completionMode") == "Indexed":
+                env.setdefault("JOB_COMPLETION_INDEX", "0")
+            command = ctr.get("command")
+            if not command:
+                gpu = ctr.get("image", "").split(":")[-1].endswith("gpu")
+                command = entrypoints.get("gpu" if gpu else "cpu") or []
+                c.expect(command, where, "no command and no image ENTRYPOINT to run")
+            argv = [expand_k8s(a, env) for a in list(command) + list(ctr.get("args", []))]
+            runner.check(c, where, argv, env, pod, ctr, docs)
+            hooks = [(n, ctr.get(n)) for n in ("startupProbe", "readinessProbe", "livenessProbe")]
+            hooks += list(((ctr.get("lifecycle") or {}).items()))
+            for name, hook in hooks:
+                cmd = ((hook or {}).get("exec") or {}).get("command")
+                if cmd:
+                    runner.check(c, f"{where} {name}", [expand_k8s(a, env) for a in cmd], env,
+                                 pod, ctr, docs)
+
+
+def run_all(rendered, dockerfiles, runner=None, docs=None):
+    """dockerfiles: {path: text}; runner: a DryRunner, or None to skip the
+    command lines; docs: {path: text}."""
     c = Checker()
     server = None
     for t in SERVER_TARGETS:
@@ -391,12 +602,26 @@ def run_all(rendered, dockerfiles):
             server = info
     for t in JOB_TARGETS:
         check_jobs(c, t, rendered[t], server)
-    for d in dockerfiles:
-        check_dockerfile(c, d)
+    entrypoints = {}
+    for path, text in dockerfiles.items():
+        info = check_dockerfile(c, path, text)
+        kind = "gpu" if path.endswith(".gpu") else "cpu"
+        entrypoints[kind] = info["entrypoint"]
+        if runner:
+            runner.check(c, f"{path} ENTRYPOINT", info["entrypoint"])
+            runner.check(c, f"{path} HEALTHCHECK", info["healthcheck"])
+    if runner:
+        if not entrypoints:
+            entrypoints = {"cpu": ["/usr/local/bin/audiotag-server", "--host=0.0.0.0",
+                                   "--model_repository=/models"]}
+        entrypoints.setdefault("gpu", entrypoints.get("cpu"))
+        for t in SERVER_TARGETS + JOB_TARGETS:
+            check_commands(c, t, rendered[t], entrypoints, runner)
+    check_docs(c, docs or {})
     return c.errors
 
 
-def self_test(rendered):
+def self_test(rendered, dockerfiles, docs, runner):
     """Each mutation must produce at least one error containing its phrase."""
     def dep(docs):
         return find(docs, "Deployment")[0]
@@ -407,44 +632,126 @@ def self_test(rendered):
     def job(docs):
         return find(docs, "Job")[0]
 
+    def job_args(docs):
+        return job(docs)["spec"]["template"]["spec"]["containers"][0]["args"]
+
+    def swap(args, old, new):
+        args[:] = [new if a == old else a for a in args]
+
     mutations = [
         ("cpu", lambda d: srv(d)["securityContext"].update(runAsNonRoot=False), "runAsNonRoot"),
         ("cpu", lambda d: srv(d)["readinessProbe"].update(grpc=None, tcpSocket={"port": 50051}),
          "native gRPC probe"),
+        ("cpu", lambda d: srv(d)["livenessProbe"]["grpc"].pop("service"),
+         "livenessProbe must be a native gRPC probe on port 50051 with service \"liveness\""),
+        ("cpu", lambda d: srv(d)["readinessProbe"]["grpc"].update(service="liveness"),
+         "readinessProbe must be"),
         ("cpu", lambda d: dep(d)["spec"]["template"]["spec"].update(
             terminationGracePeriodSeconds=30), "terminationGracePeriodSeconds"),
         ("cpu", lambda d: [s["spec"].update(clusterIP="10.0.0.1") for s in find(d, "Service")],
          "headless"),
+        ("cpu", lambda d: find(d, "Service", "audiotag")[0]["metadata"].update(
+            annotations={"prometheus.io/scrape": "true"}), "scrape twice"),
         ("cpu", lambda d: find(d, "HorizontalPodAutoscaler")[0]["spec"]["scaleTargetRef"].update(
             name="other"), "must target"),
+        ("cpu", lambda d: find(d, "HorizontalPodAutoscaler")[0]["spec"].update(minReplicas=3),
+         "outside the HPA"),
         ("cpu", lambda d: find(d, "PodDisruptionBudget")[0]["spec"]["selector"].update(
             matchLabels={"app": "x"}), "PDB"),
+        ("cpu", lambda d: find(d, "PodDisruptionBudget")[0]["spec"].update(maxUnavailable="100%"),
+         "evict all"),
+        ("gpu", lambda d: (find(d, "PodDisruptionBudget")[0]["spec"].pop("maxUnavailable"),
+                           find(d, "PodDisruptionBudget")[0]["spec"].update(minAvailable=1)),
+         "block every node drain"),
         ("gpu", lambda d: srv(d)["resources"]["limits"].pop("nvidia.com/gpu"), "nvidia.com/gpu"),
-        ("bulk-tagging", lambda d: job(d)["spec"].update(completions=3), "--shard-count"),
+        ("bulk-tagging", lambda d: job(d)["spec"].update(completions=3), "--shard_count"),
         ("bulk-tagging", lambda d: job(d)["spec"].pop("completionMode"), "Indexed"),
+        ("bulk-tagging", lambda d: job(d)["spec"].pop("backoffLimitPerIndex"), "FailIndex"),
+    ]
+    # Through the real binaries: flags they do not take.
+    entrypoint = ["/usr/local/bin/audiotag-server", "--host=0.0.0.0",
+                  "--model_repository=/models"]
+    command_mutations = [
+        ("bulk-tagging", lambda d: swap(job_args(d), "--shard_count=4", "--shard-count=4"),
+         "--shard-count"),
+        ("bulk-tagging", lambda d: job_args(d).append("--no_such_flag=1"), "--no_such_flag"),
+        ("cpu", lambda d: srv(d)["args"].append("--no_such_server_flag"),
+         "--no_such_server_flag"),
+        ("cpu", lambda d: [cm["data"].update(flags=cm["data"]["flags"] + "--no_such_flag=1\n")
+                           for cm in find(d, "ConfigMap") if "flags" in cm.get("data", {})],
+         "--no_such_flag in the flagfile"),
     ]
     failures = []
     for target, mutate, phrase in mutations:
         broken = copy.deepcopy(rendered)
         mutate(broken[target])
-        errs = run_all(broken, [])
+        errs = run_all(broken, {})
         if not any(phrase in e for e in errs):
             failures.append(f"self-test: breaking {target} ({phrase}) was not noticed")
+    for target, mutate, flag in command_mutations if runner else []:
+        # The binary must reject the mutated command line where it took the
+        # shipped one.
+        def errors(docs):
+            c = Checker()
+            check_commands(c, target, docs, {"cpu": entrypoint, "gpu": entrypoint}, runner)
+            return set(c.errors)
+        broken = copy.deepcopy(rendered[target])
+        mutate(broken)
+        if not any("--dry_run" in e for e in errors(broken) - errors(rendered[target])):
+            failures.append(f"self-test: {flag} in {target} was not rejected by --dry_run")
+    # Dockerfiles and docs.
+    for path, text in dockerfiles.items():
+        for old, new, phrase in (
+                ("HEALTHCHECK", "# HEALTHCHECK", "needs a HEALTHCHECK"),
+                ('"/usr/local/bin/audiotag", "health"', '"/bin/grpc_health_probe", "-addr=:50051"',
+                 "HEALTHCHECK must run")):
+            errs = run_all(rendered, {path: text.replace(old, new)})
+            if not any(phrase in e for e in errs):
+                failures.append(f"self-test: breaking {path} ({phrase}) was not noticed")
+    for path, text in docs.items():
+        errs = run_all(rendered, {}, None, {path: text + "\ngrpcurl -plaintext x:1 list\n"})
+        if not any("uses grpcurl" in e for e in errs):
+            failures.append(f"self-test: grpcurl in {path} was not noticed")
     return failures
 
 
 def main(argv):
     selftest = "--self-test" in argv
     argv = [a for a in argv if a != "--self-test"]
-    if len(argv) < 2:
+    bin_dir, doc_paths, rest = None, [], []
+    i = 1
+    while i < len(argv):
+        if argv[i] == "--bin-dir" and i + 1 < len(argv):
+            bin_dir = argv[i + 1]
+            i += 2
+        elif argv[i] == "--docs":
+            i += 1
+            while i < len(argv) and not argv[i].startswith("--"):
+                doc_paths.append(argv[i])
+                i += 1
+        elif argv[i] == "--":
+            rest += argv[i + 1:]
+            break
+        else:
+            rest.append(argv[i])
+            i += 1
+    if not rest:
         print(__doc__)
         return 2
-    folder, dockerfiles = argv[1], argv[2:]
+    folder, dockerfile_paths = rest[0], rest[1:]
+
+    def read(path):
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+
     rendered = {t: load(os.path.join(folder, f"{t}.yaml"))
                 for t in SERVER_TARGETS + JOB_TARGETS}
-    errors = run_all(rendered, dockerfiles)
+    dockerfiles = {os.path.relpath(p): read(p) for p in dockerfile_paths}
+    docs = {os.path.relpath(p): read(p) for p in doc_paths}
+    runner = DryRunner(bin_dir) if bin_dir else None
+    errors = run_all(rendered, dockerfiles, runner, docs)
     if selftest:
-        errors += self_test(rendered)
+        errors += self_test(rendered, dockerfiles, docs, runner)
     for e in errors:
         print(f"FAIL {e}")
     return 1 if errors else 0

@@ -3,8 +3,11 @@
 #   1. renders deploy/base, deploy/overlays/{cpu,gpu}, deploy/jobs/{bulk-tagging,seed-models}
 #      with `kubectl kustomize` (client side, no cluster needed)
 #   2. yamllint on deploy/ with .yamllint
-#   3. scripts/check-deploy.py: structure rules on the rendered manifests and
-#      the Dockerfiles, plus a self-test that breaks each rule on purpose
+#   3. scripts/check-deploy.py: structure rules on the rendered manifests, the
+#      Dockerfiles and docs/deploy.md; every container command line run
+#      through the real binaries' --dry_run (from $AUDIOTAG_BIN_DIR, default
+#      build/bin: build audiotag and audiotag-server first); plus a self-test
+#      that breaks each rule on purpose
 # Exits 77 (CTest: skipped) when kubectl, yamllint or python3-yaml is missing;
 # scripts/install-deps.sh installs yamllint and python3-yaml; kubectl comes
 # from the machine (or Debian's kubernetes-client). KUBECTL=path overrides.
@@ -17,6 +20,15 @@ skip() { echo "check-deploy: SKIP: $*" >&2; exit 77; }
 command -v "$KUBECTL" >/dev/null || skip "kubectl not found (apt-get install kubernetes-client)"
 command -v yamllint >/dev/null || skip "yamllint not found (scripts/install-deps.sh)"
 "$PYTHON" -c 'import yaml' 2>/dev/null || skip "python3-yaml not found (scripts/install-deps.sh)"
+
+BIN_DIR=${AUDIOTAG_BIN_DIR:-build/bin}
+for b in audiotag audiotag-server; do
+  if [[ ! -x "$BIN_DIR/$b" ]]; then
+    echo "check-deploy: FAIL $BIN_DIR/$b not found: build it (cmake --build build" \
+         "--target audiotag audiotag-server) or set AUDIOTAG_BIN_DIR" >&2
+    exit 1
+  fi
+done
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
@@ -47,5 +59,6 @@ done
 yamllint -c .yamllint --strict deploy .yamllint
 echo "check-deploy: yamllint clean"
 
-"$PYTHON" scripts/check-deploy.py --self-test "$out" docker/Dockerfile docker/Dockerfile.gpu
-echo "check-deploy: structure checks and self-test passed"
+"$PYTHON" scripts/check-deploy.py --self-test --bin-dir "$BIN_DIR" \
+  --docs docs/deploy.md docker/README.md -- "$out" docker/Dockerfile docker/Dockerfile.gpu
+echo "check-deploy: structure checks, --dry_run of every command line and self-test passed"
