@@ -554,7 +554,8 @@ class DryRunner:
             try:
                 r = subprocess.run([binary] + local + ["--dry_run"], capture_output=True,
                                    text=True, timeout=60, env=run_env, stdin=subprocess.DEVNULL)
-                why = (r.stderr.strip().splitlines() or [f"exit code {r.returncode}"])[-1]
+                why = " / ".join(r.stderr.strip().splitlines()[:2]) or \
+                    f"exit code {r.returncode}"
                 ok = r.returncode == 0 and r.stdout.strip().endswith("ok")
                 self.cache[key] = None if ok else f"rejected by {prog} --dry_run: {why}"
             except (OSError, subprocess.TimeoutExpired) as e:
