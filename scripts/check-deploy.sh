@@ -61,4 +61,4 @@ echo "check-deploy: yamllint clean"
 
 "$PYTHON" scripts/check-deploy.py --self-test --bin-dir "$BIN_DIR" \
   --docs docs/deploy.md docker/README.md -- "$out" docker/Dockerfile docker/Dockerfile.gpu
-echo "check-deploy: structure checks, --dry_run of every command line and self-test passed"
+echo "check-deploy: structure checks, --dry_run of every command line (unless SKIP above) and self-test passed"

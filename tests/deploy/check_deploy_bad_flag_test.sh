@@ -21,6 +21,10 @@ rc=$?
 set -e
 cat "$tmp/out"
 if [[ $rc -eq 77 ]]; then exit 77; fi
+if grep -q 'SKIP --dry_run' "$tmp/out"; then
+  echo "check_deploy_bad_flag_test: SKIP: the binaries have no --dry_run" >&2
+  exit 77
+fi
 if [[ $rc -eq 0 ]]; then
   echo "check_deploy_bad_flag_test: FAIL: the check passed a Job with --shard-count" >&2
   exit 1
