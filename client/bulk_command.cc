@@ -27,6 +27,7 @@
 #include "client/bulk/shard.h"
 #include "client/commands.h"
 #include "client/connection_flags.h"
+#include "src/common/command_line.h"
 
 ABSL_DECLARE_FLAG(std::string, server);
 ABSL_DECLARE_FLAG(std::vector<std::string>, models);
@@ -84,13 +85,6 @@ int Usage(const std::string& why) {
                "       audiotag bulk --manifest=MANIFEST --output=DIR [flags]\n"
                "       audiotag bulk --input_dir=DIR --output=DIR [flags]\n";
   return 2;
-}
-
-// --dry_run (defined by the CLI's main; looked up by name so that bulk does
-// not depend on where it is defined): validate, print "ok", exit 0.
-bool DryRun() {
-  const absl::CommandLineFlag* flag = absl::FindCommandLineFlag("dry_run");
-  return flag != nullptr && flag->CurrentValue() == "true";
 }
 
 absl::StatusOr<v1::AnalyzeOptions> RequestFromFlags(bulk::EmbeddingMode mode) {
@@ -204,7 +198,7 @@ int RunBulkCommand(const std::vector<std::string>& args) {
   absl::StatusOr<Connection> connection = ConnectionFromFlags();
   if (!connection.ok())
     return Usage(std::string(connection.status().message()));
-  if (DryRun()) return FinishDryRun();
+  if (absl::GetFlag(FLAGS_dry_run)) return FinishDryRun();
   absl::StatusOr<std::vector<bulk::Track>> tracks =
       ShardTracks(manifest, *index, count);
   if (!tracks.ok()) return Fail(tracks.status());
