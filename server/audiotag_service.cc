@@ -45,6 +45,35 @@ std::string RequestId(const grpc::CallbackServerContext& context,
   return absl::StrCat("at-", id);
 }
 
+void RecordStages(Metrics* metrics, const StageTimes& stages) {
+  if (metrics == nullptr) return;
+  metrics->ObserveStage("decode", absl::ToDoubleSeconds(stages.decode));
+  metrics->ObserveStage("frontend", absl::ToDoubleSeconds(stages.frontend));
+  metrics->ObserveStage("queue", absl::ToDoubleSeconds(stages.queue));
+  metrics->ObserveStage("forward", absl::ToDoubleSeconds(stages.forward));
+  metrics->ObserveStage("aggregate", absl::ToDoubleSeconds(stages.aggregate));
+}
+
+// Times the "reply" stage: from Finish with a response to gRPC's OnDone
+// (serialised and sent). Started before Finish, stopped in OnDone.
+class ReplyClock {
+ public:
+  void Start(Metrics* metrics) {
+    metrics_ = metrics;
+    start_ = absl::Now();
+  }
+  void Stop() {
+    if (metrics_ != nullptr) {
+      metrics_->ObserveStage("reply",
+                             absl::ToDoubleSeconds(absl::Now() - start_));
+    }
+  }
+
+ private:
+  Metrics* metrics_ = nullptr;
+  absl::Time start_;
+};
+
 }  // namespace
 
 // Owns one Analyze call, and its admission, until gRPC is done with it.
@@ -55,7 +84,12 @@ class AudioTaggerService::AnalyzeReactor final
                  AdmissionControl::Slot slot)
       : control_(std::move(control)), slot_(std::move(slot)) {}
   void OnCancel() override { control_->Cancel(); }
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    reply_clock.Stop();
+    delete this;
+  }
+
+  ReplyClock reply_clock;
 
  private:
   const std::shared_ptr<RequestControl> control_;
@@ -135,6 +169,7 @@ class AudioTaggerService::StreamReactor final
   }
 
   void OnDone() override {
+    reply_clock.Stop();
     bool destroy = false;
     {
       absl::MutexLock lock(&mu_);
@@ -145,6 +180,8 @@ class AudioTaggerService::StreamReactor final
     }
     if (destroy) delete this;
   }
+
+  ReplyClock reply_clock;
 
  private:
   // When the upload, at its current size, runs out of time.
@@ -245,6 +282,10 @@ class AudioTaggerService::StreamReactor final
   }
 
   void StartAnalysisLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (service_->options_.metrics != nullptr) {
+      service_->options_.metrics->ObserveStage(
+          "upload", absl::ToDoubleSeconds(absl::Now() - accepted_));
+    }
     control_ = service_->MakeControl(deadline_, options_);
     if (cancelled_) control_->Cancel();
     service_->RunAnalysis(this, "AnalyzeStream", audio_, options_,
@@ -327,12 +368,15 @@ void AudioTaggerService::RunAnalysis(Reactor* reactor, absl::string_view method,
                    request_id = std::move(request_id), control, response] {
     RequestLog log(options_.metrics, control->id(), method, request_id, options,
                    audio.size());
+    StageTimes stages;
     absl::StatusOr<v1::AnalyzeResponse> result =
-        analyzer_->Analyze(audio, options, control);
+        analyzer_->Analyze(audio, options, control, &stages);
     log.Finish(result);
     if (result.ok()) {
+      RecordStages(options_.metrics, stages);
       *response = *std::move(result);
       response->set_request_id(request_id);
+      reactor->reply_clock.Start(options_.metrics);
     }
     reactor->Finish(ToGrpcStatus(result.status()));
   });

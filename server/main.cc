@@ -46,6 +46,10 @@ ABSL_FLAG(int, max_message_bytes, 64 << 20,
 ABSL_FLAG(int, analysis_threads, 32,
           "Requests analyzed at once (decode, segmenting, waiting on batches);"
           " more wait in a queue.");
+ABSL_FLAG(double, prebuffer_seconds, 30,
+          "Audio up to this long is decoded whole before its segments are "
+          "queued, so a short file runs in as few batches as possible; "
+          "longer audio streams. 0 streams everything.");
 ABSL_FLAG(int, max_in_flight_segments, 64,
           "Most segments of one request queued per model at a time; keep "
           "analysis_threads x this under the models' max_queue_size.");
@@ -234,6 +238,7 @@ int Serve() {
       absl::GetFlag(FLAGS_max_duration_seconds);
   analyzer_options.max_in_flight_segments =
       absl::GetFlag(FLAGS_max_in_flight_segments);
+  analyzer_options.prebuffer_seconds = absl::GetFlag(FLAGS_prebuffer_seconds);
   Analyzer analyzer(repository->get(), analyzer_options);
   auto pool =
       std::make_unique<ThreadPool>(absl::GetFlag(FLAGS_analysis_threads));

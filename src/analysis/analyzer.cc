@@ -75,6 +75,78 @@ std::vector<std::unique_ptr<ModelRun>> MakeRuns(
   return runs;
 }
 
+// Holds the decoded PCM of each rate while the audio is at most
+// `max_seconds` long; past that, hands what it holds to the runs and streams
+// the rest. Request thread only.
+class Prebuffer {
+ public:
+  Prebuffer(const std::vector<int>& rates,
+            const std::vector<std::vector<ModelRun*>>& runs_by_rate,
+            double max_seconds)
+      : rates_(rates), runs_by_rate_(runs_by_rate), held_(rates.size()) {
+    buffering_ = max_seconds > 0;
+    for (int rate : rates) limits_.push_back(max_seconds * rate);
+  }
+
+  absl::Status Push(int rate_index, absl::Span<const float> samples) {
+    const absl::Time start = absl::Now();
+    absl::Status status = PushTimed(rate_index, samples);
+    in_runs_ += absl::Now() - start;
+    return status;
+  }
+
+  // Time spent handing samples to the runs (queueing, waiting for
+  // in-flight slots) rather than decoding.
+  absl::Duration in_runs() const { return in_runs_; }
+
+  // After a successful decode: the audio was short; every run gets it whole.
+  absl::Status Flush() {
+    if (!buffering_) return absl::OkStatus();
+    buffering_ = false;
+    for (size_t r = 0; r < rates_.size(); ++r) {
+      for (ModelRun* run : runs_by_rate_[r]) {
+        RETURN_IF_ERROR(run->PushWhole(held_[r]));
+      }
+      std::vector<float>().swap(held_[r]);
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  absl::Status PushTimed(int rate_index, absl::Span<const float> samples) {
+    if (buffering_) {
+      std::vector<float>& held = held_[rate_index];
+      if (held.size() + samples.size() <= limits_[rate_index]) {
+        held.insert(held.end(), samples.begin(), samples.end());
+        return absl::OkStatus();
+      }
+      RETURN_IF_ERROR(StartStreaming());
+    }
+    for (ModelRun* run : runs_by_rate_[rate_index]) {
+      RETURN_IF_ERROR(run->Push(samples));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status StartStreaming() {
+    buffering_ = false;
+    for (size_t r = 0; r < rates_.size(); ++r) {
+      for (ModelRun* run : runs_by_rate_[r]) {
+        RETURN_IF_ERROR(run->Push(held_[r]));
+      }
+      std::vector<float>().swap(held_[r]);
+    }
+    return absl::OkStatus();
+  }
+
+  const std::vector<int>& rates_;
+  const std::vector<std::vector<ModelRun*>>& runs_by_rate_;
+  std::vector<std::vector<float>> held_;
+  std::vector<double> limits_;
+  bool buffering_ = false;
+  absl::Duration in_runs_;
+};
+
 v1::AudioInfo ToProto(const AudioInfo& info) {
   v1::AudioInfo out;
   out.set_container(info.container);
@@ -95,7 +167,7 @@ v1::AudioInfo ToProto(const AudioInfo& info) {
 
 absl::StatusOr<v1::AnalyzeResponse> Analyzer::Analyze(
     absl::string_view audio, const v1::AnalyzeOptions& options,
-    std::shared_ptr<RequestControl> control) const {
+    std::shared_ptr<RequestControl> control, StageTimes* stages) const {
   const absl::Time start = absl::Now();
   ASSIGN_OR_RETURN(AggregationOptions aggregation,
                    MakeAggregationOptions(options));
@@ -121,16 +193,19 @@ absl::StatusOr<v1::AnalyzeResponse> Analyzer::Analyze(
   }
 
   std::vector<absl::Status> errors;
+  Prebuffer prebuffer(rates, runs_by_rate, options_.prebuffer_seconds);
   const PcmSink sink = [&](int rate_index, absl::Span<const float> samples) {
     RETURN_IF_ERROR(control->CheckAlive(absl::Now()));
-    for (ModelRun* run : runs_by_rate[rate_index]) {
-      RETURN_IF_ERROR(run->Push(samples));
-    }
-    return absl::OkStatus();
+    return prebuffer.Push(rate_index, samples);
   };
   absl::StatusOr<AudioInfo> info =
       DecodeAudio(audio, rates, options_.decoder, sink);
   const absl::Time decoded = absl::Now();
+  if (info.ok()) {
+    if (absl::Status flushed = prebuffer.Flush(); !flushed.ok()) {
+      info = flushed;
+    }
+  }
   errors.push_back(info.status());
   // Audio models first: their Finish waits for the stages downstream.
   for (auto& run : runs) {
@@ -151,8 +226,18 @@ absl::StatusOr<v1::AnalyzeResponse> Analyzer::Analyze(
   *response.mutable_audio() = ToProto(*info);
   response.set_request_id(options.request_id());
   absl::Duration queue, compute;
+  const absl::Time aggregate_start = absl::Now();
   for (int index : plan.results) {
     ASSIGN_OR_RETURN(*response.add_results(), runs[index]->Result(aggregation));
+  }
+  if (stages != nullptr) {
+    stages->decode = decoded - start - prebuffer.in_runs();
+    stages->aggregate = absl::Now() - aggregate_start;
+    for (auto& run : runs) {
+      stages->frontend += run->frontend_time();
+      stages->forward += run->forward_time();
+      stages->queue = std::max(stages->queue, run->max_queue_time());
+    }
   }
   for (auto& run : runs) {
     queue = std::max(queue, run->max_queue_time());

@@ -23,6 +23,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "audiotag/v1/audiotag.pb.h"
 #include "src/audio/decoder.h"
 #include "src/batching/task.h"
@@ -36,6 +37,30 @@ struct AnalyzerOptions {
   // two batches of the largest usual max_batch_size, and 32 requests' worth
   // (the server's default analysis threads) fit the default queue of 4096.
   int max_in_flight_segments = 64;
+  // Audio up to this long is decoded whole before its first segment is
+  // queued, so each model's scheduler learns the exact segment count and
+  // runs a short file in as few batches as its max_batch_size allows
+  // instead of launching the first segments while the rest still decode.
+  // Longer audio streams from the first second on, after this much has
+  // been held. Costs up to this many seconds of PCM per rate per request
+  // (30 s at 16 kHz: 1.9 MB). Default 30; 0 streams everything.
+  double prebuffer_seconds = 30;
+};
+
+// Where one request's time went, stage by stage (docs/performance.md). With
+// several models, frontend and forward sum over them and queue is the
+// longest wait.
+struct StageTimes {
+  // In the decoder and resampler, not counting the time the decoder waited
+  // for the queue (a long file's in-flight limit).
+  absl::Duration decode;
+  // Of the batches the request's segments ran in, each batch counted once.
+  absl::Duration frontend;
+  absl::Duration forward;
+  // Longest wait of one of its segments for its batch.
+  absl::Duration queue;
+  // Turning segment outputs into the response.
+  absl::Duration aggregate;
 };
 
 class Analyzer {
@@ -51,7 +76,8 @@ class Analyzer {
   // (from `control`), UNAVAILABLE (shutting down), INTERNAL (model failure).
   absl::StatusOr<v1::AnalyzeResponse> Analyze(
       absl::string_view audio, const v1::AnalyzeOptions& options,
-      std::shared_ptr<RequestControl> control) const;
+      std::shared_ptr<RequestControl> control,
+      StageTimes* stages = nullptr) const;
 
   const AnalyzerOptions& options() const { return options_; }
 

@@ -70,6 +70,12 @@ absl::Status CheckFiniteOutputs(const Model& model, int64_t index,
   return absl::OkStatus();
 }
 
+Segmenter MakeSegmenter(const v1::ModelConfig& config) {
+  return Segmenter(config.segment().window_samples(),
+                   config.segment().hop_samples(),
+                   config.segment().last_segment(), config.segment().center());
+}
+
 }  // namespace
 
 ModelRun::ModelRun(std::shared_ptr<const Model> model,
@@ -79,10 +85,8 @@ ModelRun::ModelRun(std::shared_ptr<const Model> model,
       control_(std::move(control)),
       max_in_flight_(std::max(1, max_in_flight)),
       collect_(collect),
-      segmenter_(model_->config().segment().window_samples(),
-                 model_->config().segment().hop_samples(),
-                 model_->config().segment().last_segment(),
-                 model_->config().segment().center()) {}
+      segmenter_(MakeSegmenter(model_->config())),
+      feed_(model_->is_stage() ? nullptr : std::make_shared<SegmentFeed>()) {}
 
 ModelRun::~ModelRun() {
   mu_.LockWhen(absl::Condition(this, &ModelRun::Drained));
@@ -99,12 +103,32 @@ absl::Status ModelRun::Push(absl::Span<const float> samples) {
       });
 }
 
-absl::Status ModelRun::Finish() {
-  RETURN_IF_ERROR(
+absl::Status ModelRun::PushWhole(absl::Span<const float> samples) {
+  Segmenter counter = MakeSegmenter(model_->config());
+  const Segmenter::Emit count = [](int64_t, int64_t, absl::Span<const float>,
+                                   int64_t) { return absl::OkStatus(); };
+  RETURN_IF_ERROR(counter.Push(samples, count));
+  RETURN_IF_ERROR(counter.Finish(count));
+  expected_segments_ =
+      segmenter_.segments_emitted() + counter.segments_emitted();
+  RETURN_IF_ERROR(Push(samples));
+  return FinishSegmenter();
+}
+
+absl::Status ModelRun::FinishSegmenter() {
+  if (segmenter_finished_) return absl::OkStatus();
+  segmenter_finished_ = true;
+  absl::Status finished =
       segmenter_.Finish([this](int64_t index, int64_t start,
                                absl::Span<const float> segment, int64_t valid) {
         return EnqueueSegment(index, start, segment, valid);
-      }));
+      });
+  CloseFeed();
+  return finished;
+}
+
+absl::Status ModelRun::Finish() {
+  RETURN_IF_ERROR(FinishSegmenter());
   RETURN_IF_ERROR(Wait());
   absl::MutexLock lock(&mu_);
   if (spans_.empty()) {
@@ -126,7 +150,33 @@ absl::Status ModelRun::Finish() {
   return absl::OkStatus();
 }
 
+void ModelRun::CloseFeed() {
+  if (feed_ == nullptr || !feed_->open()) return;
+  feed_->Close();
+  model_->scheduler().Wake();
+}
+
+void ModelRun::AwaitRoom() {
+  const auto has_room = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return in_flight_ < max_in_flight_ || !error_.ok();
+  };
+  {
+    absl::MutexLock lock(&mu_);
+    if (has_room()) return;
+  }
+  if (feed_ != nullptr) {
+    feed_->SetStalled(true);
+    model_->scheduler().Wake();
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(&has_room));
+  }
+  if (feed_ != nullptr) feed_->SetStalled(false);
+}
+
 absl::Status ModelRun::Wait() {
+  CloseFeed();
   absl::MutexLock lock(&mu_);
   mu_.Await(absl::Condition(this, &ModelRun::Drained));
   return error_;
@@ -135,14 +185,12 @@ absl::Status ModelRun::Wait() {
 absl::Status ModelRun::EnqueueSegment(int64_t index, int64_t start,
                                       absl::Span<const float> samples,
                                       int64_t valid) {
-  const auto has_room = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return in_flight_ < max_in_flight_ || !error_.ok();
-  };
   for (;;) {
     RETURN_IF_ERROR(control_->CheckAlive(absl::Now()));
+    AwaitRoom();
     {
       absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(&has_room));
+      if (in_flight_ >= max_in_flight_ && error_.ok()) continue;
       if (!error_.ok()) return error_;
       if (spans_.size() <= static_cast<size_t>(index)) {
         spans_.resize(index + 1);
@@ -154,6 +202,13 @@ absl::Status ModelRun::EnqueueSegment(int64_t index, int64_t start,
     Tensor input;
     input.shape = {static_cast<int64_t>(samples.size())};
     input.data.assign(samples.begin(), samples.end());
+    if (feed_ != nullptr) {
+      // After this one; an exact count reaches 0 (closed) at the last.
+      feed_->SetRemaining(
+          expected_segments_ >= 0
+              ? std::max<int64_t>(0, expected_segments_ - index - 1)
+              : SegmentFeed::kUnknown);
+    }
     auto task = MakeTask(index, std::move(input), [this] { ReleaseSlot(); });
     absl::Status status = model_->scheduler().Enqueue(std::move(task));
     if (status.ok()) return status;
@@ -170,12 +225,14 @@ absl::Status ModelRun::EnqueueSegment(int64_t index, int64_t start,
       }
       return status;
     }
+    if (feed_ != nullptr) feed_->SetStalled(true);
     const int64_t before = in_flight_;
     const auto progressed = [this, before]()
                                 ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
                                   return in_flight_ < before || !error_.ok();
                                 };
     mu_.AwaitWithDeadline(absl::Condition(&progressed), control_->deadline());
+    if (feed_ != nullptr) feed_->SetStalled(false);
   }
 }
 
@@ -184,6 +241,7 @@ std::unique_ptr<SegmentTask> ModelRun::MakeTask(int64_t index, Tensor input,
   auto task = std::make_unique<SegmentTask>();
   task->request = control_;
   task->index = index;
+  task->feed = feed_;
   task->input = std::move(input);
   task->done = [this, index, release = std::move(release)](
                    absl::StatusOr<SegmentResult> result) {
@@ -262,6 +320,10 @@ void ModelRun::OnDone(int64_t index, const Release& release,
       if (collect_) outputs_[index] = std::move(result->outputs);
       max_queue_time_ = std::max(max_queue_time_, result->queue_time);
       compute_time_ += result->compute_time;
+      if (batches_seen_.insert(result->batch_id).second) {
+        frontend_time_ += result->frontend_time;
+        forward_time_ += result->compute_time - result->frontend_time;
+      }
     }
   }
   if (stage_inputs.empty()) {
@@ -298,6 +360,16 @@ absl::StatusOr<v1::ModelResult> ModelRun::Result(
 absl::Duration ModelRun::max_queue_time() const {
   absl::MutexLock lock(&mu_);
   return max_queue_time_;
+}
+
+absl::Duration ModelRun::frontend_time() const {
+  absl::MutexLock lock(&mu_);
+  return frontend_time_;
+}
+
+absl::Duration ModelRun::forward_time() const {
+  absl::MutexLock lock(&mu_);
+  return forward_time_;
 }
 
 absl::Duration ModelRun::compute_time() const {

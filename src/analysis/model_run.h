@@ -12,6 +12,13 @@
 // root segment counts as in flight until every stage downstream of it has
 // finished with it, so `max_in_flight` bounds the whole pipeline.
 //
+// Announcing: an audio run shares a SegmentFeed (task.h) with its queued
+// segments. While the request decodes, the feed says more are coming (count
+// unknown); PushWhole, for audio decoded whole, announces the exact count;
+// Finish closes it. The feed is stalled while the run waits for its
+// in-flight limit, so the scheduler never holds a batch for segments that
+// wait on that batch.
+//
 // Thread-safety: Push/Finish/Wait/Result are called from the request's
 // thread; the scheduler's callbacks arrive on its threads. The destructor
 // waits until every queued segment has called back, so callbacks never
@@ -24,6 +31,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -61,6 +69,13 @@ class ModelRun {
   // this run (or the request's cancellation).
   absl::Status Push(absl::Span<const float> samples);
 
+  // Push for a stream that `samples` holds entirely (the decoder finished):
+  // first announces how many segments the stream makes, so the scheduler
+  // waits for all of them (up to a batch) rather than launching the first
+  // few alone, then queues them all, the last (padded) one included, and
+  // closes the feed. Call once, instead of Push, then Finish.
+  absl::Status PushWhole(absl::Span<const float> samples);
+
   // Ends the stream and waits for every segment's result, including the
   // results of the stages downstream (audio models only).
   absl::Status Finish();
@@ -71,6 +86,11 @@ class ModelRun {
   // After a successful Finish.
   absl::StatusOr<v1::ModelResult> Result(
       const AggregationOptions& options) const;
+
+  // The front-end and forward (compute less front-end) time of the batches
+  // this run's segments ran in, each batch counted once.
+  absl::Duration frontend_time() const;
+  absl::Duration forward_time() const;
 
   // Longest queue wait and summed batch compute time of this run's segments.
   absl::Duration max_queue_time() const;
@@ -92,6 +112,13 @@ class ModelRun {
   void OnDone(int64_t index, const Release& release,
               absl::StatusOr<SegmentResult> result);
   void Fail(const absl::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Waits for an in-flight slot (or an error), marking the feed stalled
+  // meanwhile.
+  void AwaitRoom() ABSL_LOCKS_EXCLUDED(mu_);
+  // No more segments: tells the scheduler, so nothing waits for them.
+  void CloseFeed();
+  // Emits the stream's last segments (once) and closes the feed.
+  absl::Status FinishSegmenter();
   void ReleaseSlot() ABSL_LOCKS_EXCLUDED(mu_);
   bool Drained() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return in_flight_ == 0;
@@ -102,6 +129,13 @@ class ModelRun {
   const int max_in_flight_;
   const bool collect_;
   Segmenter segmenter_;
+  // Null for stages (their segments come from their source's results).
+  const std::shared_ptr<SegmentFeed> feed_;
+  // Segments the stream makes, once known (PushWhole); -1 before. Request
+  // thread only.
+  int64_t expected_segments_ = -1;
+  // The segmenter's Finish has run (PushWhole). Request thread only.
+  bool segmenter_finished_ = false;
   // Set before the first segment; read-only afterwards.
   std::vector<ModelRun*> dependents_;
 
@@ -112,6 +146,9 @@ class ModelRun {
   std::vector<std::vector<Tensor>> outputs_ ABSL_GUARDED_BY(mu_);
   absl::Duration max_queue_time_ ABSL_GUARDED_BY(mu_);
   absl::Duration compute_time_ ABSL_GUARDED_BY(mu_);
+  absl::Duration frontend_time_ ABSL_GUARDED_BY(mu_);
+  absl::Duration forward_time_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<uint64_t> batches_seen_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace audiotag

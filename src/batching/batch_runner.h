@@ -17,11 +17,12 @@ class BatchRunner {
  public:
   virtual ~BatchRunner() = default;
 
-  // `batch`: [B, ...segment shape], B >= 1. Returns one tensor per declared
-  // output of the model, in config order, each [B, ...]. Errors are the
-  // model's fault (INTERNAL) or a bad batch (INVALID_ARGUMENT). Called from
-  // one thread at a time per runner.
-  virtual absl::StatusOr<std::vector<Tensor>> Run(const Tensor& batch) = 0;
+  // `batch`: [B, ...segment shape], B >= 1, handed over: the runner may
+  // feed its storage to the model as is (no copy) and overwrite it. Returns
+  // one tensor per declared output of the model, in config order, each
+  // [B, ...]. Errors are the model's fault (INTERNAL) or a bad batch
+  // (INVALID_ARGUMENT). Called from one thread at a time per runner.
+  virtual absl::StatusOr<std::vector<Tensor>> Run(Tensor batch) = 0;
 
   // How much of the last Run went into the front-end (features), for
   // metrics; zero when the runner does not measure it. Called from the

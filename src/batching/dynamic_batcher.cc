@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <atomic>
 #include <thread>
 #include <utility>
 
@@ -53,6 +54,9 @@ absl::Status ValidateOptions(
     return absl::InvalidArgumentError(
         "interactive_window must not be negative");
   }
+  if (options.max_arrival_wait < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("max_arrival_wait must not be negative");
+  }
   if (options.max_queue_delay < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("max_queue_delay must not be negative");
   }
@@ -102,6 +106,7 @@ class DynamicBatcherImpl final : public DynamicBatcher {
   absl::Status Enqueue(std::unique_ptr<SegmentTask> task) override
       ABSL_LOCKS_EXCLUDED(mu_);
   void Stop() override ABSL_LOCKS_EXCLUDED(join_mu_, mu_);
+  void Wake() override ABSL_LOCKS_EXCLUDED(mu_);
   int64_t queue_depth() const override ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
@@ -126,6 +131,17 @@ class DynamicBatcherImpl final : public DynamicBatcher {
   // The most segments the next batch of `priority` may hold.
   int BatchLimit(Priority priority, absl::Time now) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // When a batch ready at `ready` (by max_queue_delay) stops waiting for
+  // the segments its requests announced; `ready` itself when there is
+  // nothing worth waiting for.
+  absl::Time HoldUntil(Priority priority, int64_t waiting, int limit,
+                       absl::Time ready) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The fixed cost of one forward (intercept of the measured forward time
+  // against batch size); InfiniteDuration() until two sizes were measured.
+  absl::Duration ForwardFixedCost() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RecordForward(int batch_size, absl::Duration time)
+      ABSL_LOCKS_EXCLUDED(mu_);
   void RunBatch(int instance, Entries batch) ABSL_LOCKS_EXCLUDED(mu_);
   void Deliver(Entries& batch,
                absl::StatusOr<std::vector<std::vector<Tensor>>> rows,
@@ -145,10 +161,17 @@ class DynamicBatcherImpl final : public DynamicBatcher {
   absl::CondVar work_cv_;
   RequestQueue queue_ ABSL_GUARDED_BY(mu_);
   absl::Time last_interactive_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  // Mean forward seconds per batch size (index), < 0 where not measured.
+  std::vector<double> forward_seconds_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<uint64_t> next_batch_id_{1};
 };
 
 void DynamicBatcherImpl::Start() {
+  {
+    absl::MutexLock lock(&mu_);
+    forward_seconds_.assign(options_.max_batch_size + 1, -1.0);
+  }
   absl::MutexLock lock(&join_mu_);
   for (int i = 0; i < static_cast<int>(runners_.size()); ++i) {
     threads_.emplace_back([this, i] { WorkerLoop(i); });
@@ -184,6 +207,7 @@ absl::Status DynamicBatcherImpl::Enqueue(std::unique_ptr<SegmentTask> task) {
   if (task->request->priority() == Priority::kInteractive) {
     last_interactive_ = now;
   }
+  if (task->feed != nullptr) task->feed->RecordArrival(now);
   queue_.Push(std::move(task), now);
   work_cv_.Signal();
   return absl::OkStatus();
@@ -198,6 +222,11 @@ void DynamicBatcherImpl::Stop() {
   }
   for (std::thread& thread : threads_) thread.join();
   threads_.clear();
+}
+
+void DynamicBatcherImpl::Wake() {
+  absl::MutexLock lock(&mu_);
+  work_cv_.SignalAll();
 }
 
 int64_t DynamicBatcherImpl::queue_depth() const {
@@ -223,7 +252,7 @@ DynamicBatcherImpl::Work DynamicBatcherImpl::NextWork() {
     queue_.RemoveDead(now, &work.dropped);
     const Plan plan = PlanBatch(now);
     if (plan.size > 0) {
-      work.batch = queue_.PopBatch(plan.size);
+      work.batch = queue_.PopBatch(plan.size, options_.per_request);
       if (!queue_.empty()) work_cv_.Signal();
       return work;
     }
@@ -253,7 +282,9 @@ int DynamicBatcherImpl::BatchLimit(Priority priority, absl::Time now) const {
 
 DynamicBatcherImpl::Plan DynamicBatcherImpl::PlanBatch(absl::Time now) const {
   const Priority priority = queue_.NextClass();
-  const int64_t waiting = queue_.size(priority);
+  const bool one = options_.per_request;
+  const int64_t waiting =
+      one ? queue_.NextRequestSize(priority) : queue_.size(priority);
   if (waiting == 0) return {};
   const int limit = BatchLimit(priority, now);
   if (stopping_ || waiting >= limit) {
@@ -263,10 +294,59 @@ DynamicBatcherImpl::Plan DynamicBatcherImpl::PlanBatch(absl::Time now) const {
   for (auto it = preferred.rbegin(); it != preferred.rend(); ++it) {
     if (*it <= waiting) return {.size = *it};
   }
-  const absl::Time flush =
-      queue_.OldestEnqueueTime(priority) + options_.max_queue_delay;
-  if (now >= flush) return {.size = static_cast<int>(waiting)};
-  return {.wake = flush};
+  const absl::Time oldest = one ? queue_.NextRequestOldestEnqueueTime(priority)
+                                : queue_.OldestEnqueueTime(priority);
+  const absl::Time ready = oldest + options_.max_queue_delay;
+  if (now < ready) return {.wake = ready};
+  const absl::Time hold = HoldUntil(priority, waiting, limit, ready);
+  if (now < hold) return {.wake = hold};
+  return {.size = static_cast<int>(waiting)};
+}
+
+absl::Time DynamicBatcherImpl::HoldUntil(Priority priority, int64_t waiting,
+                                         int limit, absl::Time ready) const {
+  if (options_.max_arrival_wait <= absl::ZeroDuration()) return ready;
+  const RequestQueue::Expected expected =
+      queue_.ExpectedArrivals(priority, limit - waiting, options_.per_request);
+  if (expected.segments == 0) return ready;
+  // Decoded audio only has to be copied in: wait for it (guarded). Audio
+  // still decoding: waiting w for the rest beats running now and the rest
+  // after only while w stays under the forward's fixed cost (T(n) + T(k) -
+  // T(n + k) for a linear T), and only if the decoder's pace brings the
+  // rest within it.
+  const absl::Duration budget =
+      expected.exact ? kDecodedArrivalWait
+                     : std::min(options_.max_arrival_wait, ForwardFixedCost());
+  const absl::Time until = ready + budget;
+  return expected.eta <= until ? until : ready;
+}
+
+absl::Duration DynamicBatcherImpl::ForwardFixedCost() const {
+  // Least-squares line through (size, mean forward time) of measured sizes.
+  double n = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;
+  for (int size = 1; size < static_cast<int>(forward_seconds_.size()); ++size) {
+    const double y = forward_seconds_[size];
+    if (y < 0) continue;
+    n += 1;
+    sx += size;
+    sy += y;
+    sxx += static_cast<double>(size) * size;
+    sxy += size * y;
+  }
+  const double denominator = n * sxx - sx * sx;
+  if (n < 2 || denominator <= 0) return absl::InfiniteDuration();
+  const double slope = (n * sxy - sx * sy) / denominator;
+  const double intercept = (sy - slope * sx) / n;
+  return absl::Seconds(std::max(0.0, intercept));
+}
+
+void DynamicBatcherImpl::RecordForward(int batch_size, absl::Duration time) {
+  absl::MutexLock lock(&mu_);
+  if (batch_size < 1 || batch_size >= static_cast<int>(forward_seconds_.size()))
+    return;
+  double& mean = forward_seconds_[batch_size];
+  const double seconds = absl::ToDoubleSeconds(time);
+  mean = mean < 0 ? seconds : mean + (seconds - mean) / 8;
 }
 
 void DynamicBatcherImpl::RunBatch(int instance, Entries batch) {
@@ -278,16 +358,18 @@ void DynamicBatcherImpl::RunBatch(int instance, Entries batch) {
     inputs.push_back(&entry.task->input);
   }
   const int batch_size = static_cast<int>(batch.size());
-  const Tensor stacked = StackInputs(inputs);
+  Tensor stacked = StackInputs(inputs);
   const absl::Time run_start = absl::Now();
   absl::StatusOr<std::vector<Tensor>> outputs =
-      runners_[instance]->Run(stacked);
+      runners_[instance]->Run(std::move(stacked));
 
   BatchStats stats;
   stats.batch_size = batch_size;
   stats.instance = instance;
+  stats.batch_id = next_batch_id_.fetch_add(1, std::memory_order_relaxed);
   stats.compute_time = absl::Now() - run_start;
   stats.frontend_time = runners_[instance]->last_frontend_time();
+  if (outputs.ok()) RecordForward(batch_size, stats.compute_time);
   for (const RequestQueue::Entry& entry : batch) {
     stats.queue_times.push_back(start - entry.enqueue_time);
   }
@@ -309,6 +391,8 @@ void DynamicBatcherImpl::Deliver(
     result.outputs = std::move((*rows)[i]);
     result.queue_time = stats.queue_times[i];
     result.compute_time = stats.compute_time;
+    result.frontend_time = stats.frontend_time;
+    result.batch_id = stats.batch_id;
     result.batch_size = stats.batch_size;
     batch[i].task->done(std::move(result));
   }

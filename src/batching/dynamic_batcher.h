@@ -10,6 +10,20 @@
 // round-robin so one long request cannot starve short ones behind it. Segments
 // of cancelled or expired requests are dropped before they reach a batch.
 //
+// A batch that max_queue_delay would launch is held a little longer when the
+// requests waiting in it have announced more segments that are about to
+// arrive and fit (SegmentFeed in task.h): a request whose decode is still
+// feeding the queue then runs in one batch instead of two. The hold ends
+// when the batch is full, when no feed expects more (closed or stalled), or
+// at its budget. Feeds with an exact count (the audio is decoded; only the
+// copying into the queue is left) are waited for until their last segment
+// arrives, with kDecodedArrivalWait as a guard against a starved producer.
+// Feeds still decoding are waited for only if the decoder's pace brings the
+// missing segments within the smaller of max_arrival_wait and the fixed cost
+// of a forward measured on this model (the intercept of forward time against
+// batch size). A segment whose request announced nothing never waits past
+// max_queue_delay. docs/performance.md explains the rule.
+//
 // Thread-safety: thread-safe.
 
 #include <functional>
@@ -28,10 +42,15 @@ namespace audiotag {
 struct BatchStats {
   int batch_size = 0;
   int instance = 0;
+  uint64_t batch_id = 0;         // 1, 2, ... per batcher
   absl::Duration compute_time;   // the runner's whole Run
   absl::Duration frontend_time;  // the front-end's share of it, if measured
   std::vector<absl::Duration> queue_times;  // one per segment in the batch
 };
+
+// The guard on a hold for segments of decoded audio (see above): only a
+// producer starved of CPU takes more than microseconds.
+inline constexpr absl::Duration kDecodedArrivalWait = absl::Seconds(1);
 
 struct BatcherOptions {
   // Used in thread names and log lines.
@@ -53,6 +72,15 @@ struct BatcherOptions {
   // behind a short batch rather than a full one. 0 (default): no cap.
   int bulk_batch_size_under_interactive = 0;
   absl::Duration interactive_window = absl::Seconds(10);
+  // The longest a batch ready by max_queue_delay is held for segments its
+  // requests announced while still decoding them (see above). Default 20 ms;
+  // 0 turns every hold off, for decoded audio too.
+  absl::Duration max_arrival_wait = absl::Milliseconds(20);
+  // Batches never mix requests: each takes the segments of the request
+  // whose turn is next (round-robin across requests). What a server without
+  // cross-request batching does; the baseline of scripts/run-benchmarks.sh.
+  // Default false.
+  bool per_request = false;
   // Shape every task's input must have (no batch axis); empty = not checked.
   std::vector<int64_t> input_shape;
   // Called after every batch from the instance thread that ran it; must be

@@ -14,6 +14,7 @@ void RequestQueue::Push(std::unique_ptr<SegmentTask> task,
     it->second.control = task->request;
     queue.turns.push_back(id);
   }
+  if (it->second.feed == nullptr) it->second.feed = task->feed;
   it->second.segments.push_back(Entry{std::move(task), enqueue_time});
   ++queue.size;
   ++size_;
@@ -26,6 +27,55 @@ absl::Time RequestQueue::OldestEnqueueTime(Priority priority) const {
     oldest = std::min(oldest, request.segments.front().enqueue_time);
   }
   return oldest;
+}
+
+const RequestQueue::PerRequest* RequestQueue::NextRequest(
+    Priority priority) const {
+  const ClassQueue& queue = classes_[static_cast<int>(priority)];
+  if (queue.turns.empty()) return nullptr;
+  return &queue.requests.at(queue.turns.front());
+}
+
+absl::Time RequestQueue::NextRequestOldestEnqueueTime(Priority priority) const {
+  const PerRequest* next = NextRequest(priority);
+  return next == nullptr ? absl::InfiniteFuture()
+                         : next->segments.front().enqueue_time;
+}
+
+int64_t RequestQueue::NextRequestSize(Priority priority) const {
+  const PerRequest* next = NextRequest(priority);
+  return next == nullptr ? 0 : static_cast<int64_t>(next->segments.size());
+}
+
+RequestQueue::Expected RequestQueue::ExpectedArrivals(
+    Priority priority, int64_t wanted, bool next_request_only) const {
+  Expected expected;
+  const auto count = [&](const PerRequest& request) {
+    const SegmentFeed* feed = request.feed.get();
+    if (feed == nullptr || !feed->open() || feed->stalled()) return;
+    const int64_t announced = feed->remaining();
+    const bool exact = announced != SegmentFeed::kUnknown;
+    const int64_t take =
+        std::min(wanted - expected.segments, exact ? announced : wanted);
+    if (take <= 0) return;
+    const absl::Duration gap = feed->mean_gap();
+    const absl::Time eta =
+        feed->last_arrival() +
+        (gap == absl::InfiniteDuration() ? absl::ZeroDuration() : gap * take);
+    expected.segments += take;
+    expected.eta = std::max(expected.eta, eta);
+    expected.exact = expected.exact && exact;
+  };
+  if (next_request_only) {
+    if (const PerRequest* next = NextRequest(priority)) count(*next);
+    return expected;
+  }
+  const ClassQueue& queue = classes_[static_cast<int>(priority)];
+  for (uint64_t id : queue.turns) {
+    if (expected.segments >= wanted) break;
+    count(queue.requests.at(id));
+  }
+  return expected;
 }
 
 absl::Time RequestQueue::EarliestDeadline() const {
@@ -44,30 +94,39 @@ void RequestQueue::RemoveDead(absl::Time now, std::vector<Dropped>* dropped) {
   }
 }
 
-std::vector<RequestQueue::Entry> RequestQueue::PopBatch(int max_size) {
+std::vector<RequestQueue::Entry> RequestQueue::PopBatch(int max_size,
+                                                        bool one_request) {
   std::vector<Entry> batch;
   ClassQueue& queue = classes_[static_cast<int>(NextClass())];
   batch.reserve(std::min<int64_t>(max_size, queue.size));
-  size_ -= PopFrom(queue, max_size, &batch);
+  size_ -= PopFrom(queue, max_size, one_request, &batch);
   return batch;
 }
 
-int64_t RequestQueue::PopFrom(ClassQueue& queue, int max_size,
+int64_t RequestQueue::PopFrom(ClassQueue& queue, int max_size, bool one_request,
                               std::vector<Entry>* batch) {
   int64_t popped = 0;
   while (static_cast<int>(batch->size()) < max_size && !queue.turns.empty()) {
     const uint64_t id = queue.turns.front();
-    queue.turns.pop_front();
     auto it = queue.requests.find(id);
     std::deque<Entry>& segments = it->second.segments;
-    batch->push_back(std::move(segments.front()));
-    segments.pop_front();
-    ++popped;
+    // One request: take its segments in order while its turn lasts.
+    const int take = one_request
+                         ? static_cast<int>(std::min<size_t>(
+                               segments.size(), max_size - batch->size()))
+                         : 1;
+    for (int i = 0; i < take; ++i) {
+      batch->push_back(std::move(segments.front()));
+      segments.pop_front();
+    }
+    popped += take;
+    queue.turns.pop_front();
     if (segments.empty()) {
       queue.requests.erase(it);
     } else {
       queue.turns.push_back(id);
     }
+    if (one_request) break;
   }
   queue.size -= popped;
   return popped;

@@ -62,6 +62,26 @@ class RequestQueue {
   // When the oldest waiting segment of `priority` was queued;
   // InfiniteFuture() if none waits.
   absl::Time OldestEnqueueTime(Priority priority) const;
+  // The same for the request whose turn is next in `priority` (the one a
+  // one-request batch would take), and how many segments it has waiting.
+  absl::Time NextRequestOldestEnqueueTime(Priority priority) const;
+  int64_t NextRequestSize(Priority priority) const;
+
+  // Segments still to come that requests with segments waiting in
+  // `priority` have announced through their feeds (SegmentTask::feed), up to
+  // `wanted` in all; only the next request's when `next_request_only`.
+  // Feeds that are closed or stalled count nothing. `eta`: when the last of
+  // them is expected, from each feed's last arrival and mean gap (a feed
+  // with one arrival so far is taken to be pushing now). `exact`: every
+  // counted feed announced an exact count (its audio is fully decoded).
+  struct Expected {
+    int64_t segments = 0;
+    absl::Time eta = absl::InfinitePast();
+    bool exact = true;
+  };
+  Expected ExpectedArrivals(Priority priority, int64_t wanted,
+                            bool next_request_only) const;
+
   // The earliest deadline of a request with waiting segments;
   // InfiniteFuture() if none.
   absl::Time EarliestDeadline() const;
@@ -71,12 +91,16 @@ class RequestQueue {
   void RemoveDead(absl::Time now, std::vector<Dropped>* dropped);
 
   // Removes and returns up to `max_size` segments of NextClass(),
-  // round-robin over its requests.
-  std::vector<Entry> PopBatch(int max_size);
+  // round-robin over its requests; with `one_request`, only segments of the
+  // request whose turn is next (the per-request baseline), which then goes
+  // to the back of the turn order if it has segments left.
+  std::vector<Entry> PopBatch(int max_size, bool one_request = false);
 
  private:
   struct PerRequest {
     std::shared_ptr<RequestControl> control;
+    // The first feed any of its waiting segments carried; may be null.
+    std::shared_ptr<SegmentFeed> feed;
     std::deque<Entry> segments;
   };
   // One priority class: its requests and whose turn is next. Each id with
@@ -89,8 +113,10 @@ class RequestQueue {
 
   static constexpr int kNumClasses = 2;
 
+  const PerRequest* NextRequest(Priority priority) const;
+
   // Both return how many segments they removed and keep queue.size.
-  static int64_t PopFrom(ClassQueue& queue, int max_size,
+  static int64_t PopFrom(ClassQueue& queue, int max_size, bool one_request,
                          std::vector<Entry>* batch);
   static int64_t RemoveDeadFrom(ClassQueue& queue, absl::Time now,
                                 std::vector<Dropped>* dropped);

@@ -30,6 +30,11 @@ class Scheduler {
   // instance threads. Idempotent. The destructor calls it.
   virtual void Stop() = 0;
 
+  // Re-plans at once: a producer calls it after closing or stalling a
+  // SegmentFeed (task.h), so that a batch held for that feed's segments
+  // launches now instead of at the end of its hold.
+  virtual void Wake() {}
+
   // Segments waiting (not yet in a running batch).
   virtual int64_t queue_depth() const = 0;
 };

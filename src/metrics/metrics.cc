@@ -21,6 +21,13 @@ Histogram::BucketBoundaries SecondsBuckets() {
   return b;
 }
 
+// 50 us to ~105 s, doubling: stages such as aggregation take microseconds.
+Histogram::BucketBoundaries StageBuckets() {
+  Histogram::BucketBoundaries b;
+  for (double s = 50e-6; s < 110; s *= 2) b.push_back(s);
+  return b;
+}
+
 Histogram::BucketBoundaries BatchBuckets() {
   return {1, 2, 4, 8, 16, 32, 64, 128, 256};
 }
@@ -79,8 +86,28 @@ Metrics::Metrics(absl::string_view version)
                           "The version that serves.", *registry_)),
       build_info_(Make(prometheus::BuildGauge(), "audiotag_build_info",
                        "Always 1; labels name the build.", *registry_)),
+      stage_duration_(
+          Make(prometheus::BuildHistogram(), "audiotag_request_stage_seconds",
+               "Per request, the time of one stage of its path (label stage: "
+               "upload, decode, frontend, queue, forward, aggregate, reply).",
+               *registry_)),
       decode_(decode_duration_.Add({}, SecondsBuckets())) {
   build_info_.Add({{"version", std::string(version)}}).Set(1);
+  for (int i = 0; i < 7; ++i) {
+    stages_[i] = &stage_duration_.Add({{"stage", kStages[i]}}, StageBuckets());
+  }
+}
+
+const char* const Metrics::kStages[7] = {
+    "upload", "decode", "frontend", "queue", "forward", "aggregate", "reply"};
+
+void Metrics::ObserveStage(absl::string_view stage, double seconds) {
+  for (int i = 0; i < 7; ++i) {
+    if (stage == kStages[i]) {
+      stages_[i]->Observe(seconds);
+      return;
+    }
+  }
 }
 
 Metrics::~Metrics() = default;

@@ -41,6 +41,13 @@ class Metrics {
   void RecordRequest(absl::string_view method, absl::string_view model,
                      absl::StatusCode code, double seconds);
   void ObserveDecode(double seconds);
+  // Per request, one stage of its path (kStages): how long it took.
+  void ObserveStage(absl::string_view stage, double seconds);
+  // The stages ObserveStage takes, in the order a request meets them:
+  // upload (AnalyzeStream only: first to last chunk), decode, frontend,
+  // queue, forward, aggregate, reply (Finish to gRPC done: serialised and
+  // sent).
+  static const char* const kStages[7];
   // Per segment: how long it waited for its batch.
   void ObserveQueue(absl::string_view model, double seconds);
   // Per batch: its size, the front-end and the forward time.
@@ -67,7 +74,10 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& model_ready_;
   prometheus::Family<prometheus::Gauge>& model_version_;
   prometheus::Family<prometheus::Gauge>& build_info_;
+  prometheus::Family<prometheus::Histogram>& stage_duration_;
   prometheus::Histogram& decode_;
+  // One child per kStages entry, same order.
+  prometheus::Histogram* stages_[7];
 
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::unique_ptr<ModelChildren>> children_

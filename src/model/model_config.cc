@@ -23,6 +23,7 @@ namespace {
 constexpr int kMaxSampleRate = 384000;
 constexpr int kDefaultMaxBatchSize = 8;
 constexpr int64_t kDefaultMaxQueueDelayUs = 2000;
+constexpr int64_t kDefaultMaxArrivalWaitUs = 20000;
 constexpr int kDefaultMaxQueueSize = 4096;
 constexpr int64_t kDefaultInteractiveWindowMs = 10000;
 constexpr int kMaxInstances = 64;
@@ -230,6 +231,14 @@ absl::Status NormalizeBatching(v1::BatchingConfig* b) {
     return Invalid(
         "batching.interactive_window_ms",
         absl::StrCat("must be >= 0, got ", b->interactive_window_ms()));
+  }
+  if (!b->has_max_arrival_wait_us()) {
+    b->set_max_arrival_wait_us(kDefaultMaxArrivalWaitUs);
+  }
+  if (b->max_arrival_wait_us() < 0) {
+    return Invalid(
+        "batching.max_arrival_wait_us",
+        absl::StrCat("must be >= 0, got ", b->max_arrival_wait_us()));
   }
   if (b->max_queue_size() == 0) b->set_max_queue_size(kDefaultMaxQueueSize);
   if (b->max_queue_size() < 0) {

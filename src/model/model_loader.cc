@@ -105,6 +105,9 @@ BatcherOptions MakeBatcherOptions(const v1::ModelConfig& config,
       config.batching().bulk_batch_size_under_interactive();
   options.interactive_window =
       absl::Milliseconds(config.batching().interactive_window_ms());
+  options.max_arrival_wait =
+      absl::Microseconds(config.batching().max_arrival_wait_us());
+  options.per_request = config.batching().per_request();
   options.input_shape = input_shape;
   return options;
 }

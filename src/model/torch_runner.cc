@@ -141,9 +141,11 @@ struct TorchRunner::Impl {
   std::unique_ptr<FrontEnd> front_end;
   torch::jit::Module module;
 
-  absl::StatusOr<std::vector<Tensor>> Forward(const Tensor& batch);
+  // `batch` is the caller's to lose: on CPU the model reads (and may
+  // overwrite) its storage directly.
+  absl::StatusOr<std::vector<Tensor>> Forward(Tensor& batch);
   absl::Status CheckBatch(const Tensor& batch) const;
-  absl::StatusOr<std::vector<Tensor>> ForwardUnguarded(const Tensor& batch);
+  absl::StatusOr<std::vector<Tensor>> ForwardUnguarded(Tensor& batch);
   absl::Status Warmup();
 
   // Host time of the last front-end call (on CUDA, the time to queue it).
@@ -151,13 +153,15 @@ struct TorchRunner::Impl {
 };
 
 absl::StatusOr<std::vector<Tensor>> TorchRunner::Impl::ForwardUnguarded(
-    const Tensor& batch) {
+    Tensor& batch) {
   c10::InferenceMode inference_mode;
   const int64_t b = batch.shape[0];
+  // The batch's own storage: no copy on CPU, one host-to-device copy on
+  // CUDA. `batch` outlives every use of `input` in this function.
   at::Tensor input =
-      torch::from_blob(const_cast<float*>(batch.data.data()), batch.shape,
+      torch::from_blob(batch.data.data(), batch.shape,
                        torch::TensorOptions().dtype(torch::kFloat));
-  input = device.is_cpu() ? input.clone() : input.to(device);
+  if (!device.is_cpu()) input = input.to(device);
   at::Tensor features = input;
   if (!stage) {
     const absl::Time frontend_start = absl::Now();
@@ -200,8 +204,7 @@ absl::Status TorchRunner::Impl::CheckBatch(const Tensor& batch) const {
       " with ", batch.data.size(), " values; expected ", expected));
 }
 
-absl::StatusOr<std::vector<Tensor>> TorchRunner::Impl::Forward(
-    const Tensor& batch) {
+absl::StatusOr<std::vector<Tensor>> TorchRunner::Impl::Forward(Tensor& batch) {
   RETURN_IF_ERROR(CheckBatch(batch));
   absl::StatusOr<std::vector<Tensor>> outputs;
   try {
@@ -291,7 +294,7 @@ absl::StatusOr<std::unique_ptr<TorchRunner>> TorchRunner::Create(
 TorchRunner::TorchRunner(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 TorchRunner::~TorchRunner() = default;
 
-absl::StatusOr<std::vector<Tensor>> TorchRunner::Run(const Tensor& batch) {
+absl::StatusOr<std::vector<Tensor>> TorchRunner::Run(Tensor batch) {
   return impl_->Forward(batch);
 }
 

@@ -62,7 +62,7 @@ class TorchRunner : public BatchRunner {
   // [B, T, dim] for frame-wise ACTIVATIONS, after the output's activation.
   // INVALID_ARGUMENT for a bad batch shape; INTERNAL for anything the model
   // does wrong (naming the model and, for shape mismatches, the output).
-  absl::StatusOr<std::vector<Tensor>> Run(const Tensor& batch) override;
+  absl::StatusOr<std::vector<Tensor>> Run(Tensor batch) override;
 
   absl::Duration last_frontend_time() const override;
 

@@ -12,7 +12,7 @@ class FakeRunner : public BatchRunner {
  public:
   explicit FakeRunner(std::shared_ptr<FakeModel> model)
       : model_(std::move(model)) {}
-  absl::StatusOr<std::vector<Tensor>> Run(const Tensor& batch) override {
+  absl::StatusOr<std::vector<Tensor>> Run(Tensor batch) override {
     return model_->Run(batch);
   }
 

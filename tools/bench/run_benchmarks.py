@@ -5,7 +5,13 @@ Called by scripts/run-benchmarks.sh (and `make bench`); see
 docs/performance.md. Standard library only; the model is written by
 tools/bench/make_bench_model.py with a python3 that has torch.
 
-Rows:
+Suites (--suite):
+  standard (default): the rows below.
+  per_request: audiotag against the per-request baseline (no cross-request
+    batching), WAV and mp3, closed and open loop, and the per-stage times of
+    one request (tools/bench/per_request.py).
+
+Rows of the standard suite:
   1. bare forward ceiling (audiotag_forward_bench, best batch size);
   2. the server at saturation: closed loop at several concurrencies and clip
      lengths, with the ratio to the ceiling;
@@ -34,6 +40,9 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import per_request  # noqa: E402
 
 MODEL = "vggish_bench"
 SAMPLE_RATE = 16000
@@ -317,6 +326,8 @@ def main():
     p.add_argument("--source_dir", required=True)
     p.add_argument("--build_dir", required=True)
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--suite", choices=["standard", "per_request"],
+                   default="standard")
     p.add_argument("--out", default="")
     p.add_argument("--cell_seconds", type=float, default=15)
     p.add_argument("--max_cell_seconds", type=float, default=90)
@@ -348,7 +359,17 @@ def main():
     helpfull = subprocess.run([args.server_bin, "--helpfull"],
                               capture_output=True, text=True)
     args.server_has_metrics = "--metrics_port" in helpfull.stdout + helpfull.stderr
-    if args.quick:
+    if args.suite == "per_request":
+        args.formats = ["wav", "mp3"]
+        if args.quick:
+            args.size, args.cell_seconds = "tiny", 2
+            args.clips, args.concurrency = [1, 10], [1, 8]
+            args.open_clip, args.open_seconds = 10, 3
+        else:
+            args.size = "full"
+            args.clips, args.concurrency = [1, 10, 180], [1, 8, 32]
+            args.open_clip, args.open_seconds = 10, 30
+    elif args.quick:
         args.size, args.cell_seconds = "tiny", 2
         args.clips, args.concurrency = [1, 10], [8]
         args.open_clip, args.open_seconds = 1, 2
@@ -383,6 +404,21 @@ def main():
                     if pt["segments_per_second"] >= 0.95 * top),
                    key=lambda pt: pt["batch"])
         best, best_sps = knee["batch"], knee["segments_per_second"]
+        if args.suite == "per_request":
+            report = per_request.run(
+                args, lambda repo, name: servers.append(
+                    Server(args, repo, name)) or servers[-1],
+                os.path.join(probe, MODEL), best, MODEL)
+            servers.clear()
+            report += ("\n\nceiling: batch %d at %.2f segments/s; server %s; "
+                       "%s; %.0f s total; load average before/after: %s\n" %
+                       (best, best_sps, args.server_bin, platform_line(),
+                        time.time() - started, load_line()))
+            print(report)
+            with open(args.out, "w") as f:
+                f.write(report)
+            log("written to", args.out)
+            return
         local_ceiling = LocalCeiling(args, os.path.join(probe, MODEL), best,
                                      best_sps)
         max_batch = min(64, max(8, best))
