@@ -315,7 +315,7 @@ absl::Time DynamicBatcherImpl::HoldUntil(Priority priority, int64_t waiting,
   // T(n + k) for a linear T), and only if the decoder's pace brings the
   // rest within it.
   const absl::Duration budget =
-      expected.exact ? kDecodedArrivalWait
+      expected.exact ? options_.max_arrival_wait
                      : std::min(options_.max_arrival_wait, ForwardFixedCost());
   const absl::Time until = ready + budget;
   return expected.eta <= until ? until : ready;

@@ -17,7 +17,7 @@
 // when the batch is full, when no feed expects more (closed or stalled), or
 // at its budget. Feeds with an exact count (the audio is decoded; only the
 // copying into the queue is left) are waited for until their last segment
-// arrives, with kDecodedArrivalWait as a guard against a starved producer.
+// arrives, with max_arrival_wait as a guard against a starved producer.
 // Feeds still decoding are waited for only if the decoder's pace brings the
 // missing segments within the smaller of max_arrival_wait and the fixed cost
 // of a forward measured on this model (the intercept of forward time against
@@ -48,10 +48,6 @@ struct BatchStats {
   std::vector<absl::Duration> queue_times;  // one per segment in the batch
 };
 
-// The guard on a hold for segments of decoded audio (see above): only a
-// producer starved of CPU takes more than microseconds.
-inline constexpr absl::Duration kDecodedArrivalWait = absl::Seconds(1);
-
 struct BatcherOptions {
   // Used in thread names and log lines.
   std::string name;
@@ -73,8 +69,7 @@ struct BatcherOptions {
   int bulk_batch_size_under_interactive = 0;
   absl::Duration interactive_window = absl::Seconds(10);
   // The longest a batch ready by max_queue_delay is held for segments its
-  // requests announced while still decoding them (see above). Default 20 ms;
-  // 0 turns every hold off, for decoded audio too.
+  // requests announced (see above). Default 20 ms; 0 turns holding off.
   absl::Duration max_arrival_wait = absl::Milliseconds(20);
   // Batches never mix requests: each takes the segments of the request
   // whose turn is next (round-robin across requests). What a server without

@@ -16,7 +16,10 @@
 namespace audiotag::testing {
 namespace {
 
-// 1 s segments at 16 kHz, batches of up to 16: a 10 s file fits one.
+// 1 s segments at 16 kHz, batches of up to 16: a 10 s file fits one. The
+// arrival guard is raised from 20 ms to 1 s so that a request thread starved
+// of CPU on a loaded test machine cannot split the batch; on an idle one
+// the last segment arrives microseconds after the first.
 void WriteWideModel(const std::string& root) {
   const std::string config = R"pb(
     input {
@@ -25,7 +28,7 @@ void WriteWideModel(const std::string& root) {
     }
     segment { window_samples: 16000 hop_samples: 16000 }
     output { name: "rms" kind: EMBEDDING source: "" dim: 1 }
-    batching { max_batch_size: 16 }
+    batching { max_batch_size: 16 max_arrival_wait_us: 1000000 }
   )pb";
   const std::string forward = R"(
 def forward(self, x):

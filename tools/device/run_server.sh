@@ -16,9 +16,14 @@
 #
 #   tools/device/run_server.sh --fetch
 #       here, on Debian bookworm: apt-get download the build closure into
-#       tools/device/server-debs (ignored by git; carry it).
+#       tools/device/server-debs (ignored by git), and pack what a build
+#       needs of it (headers, shared libraries, CMake and pkg-config files,
+#       protoc and grpc_cpp_plugin; no static libraries, docs or fonts) into
+#       tools/device/server-debs/prefix.tar.xz: the .debs are ~130 MB, over
+#       the 64 MiB a device call carries, so carry only the tarball (copy it
+#       into a carried, git-ignored folder of the checkout).
 #   bash tools/device/run_server.sh
-#       there, with tools/device/server-debs carried.
+#       there, with tools/device/server-debs/prefix.tar.xz carried.
 #   tools/device/run_server.sh --cpu BUILD_DIR
 #       here: the same measurement on the CPU with an existing build (a
 #       tiny model, short runs), to test the script itself.
@@ -43,8 +48,13 @@ if [[ "${1:-}" == --fetch ]]; then
     --no-breaks --no-replaces --no-enhances "${dev_packages[@]}" |
     grep '^[a-z0-9]' | sort -u | grep -Ev "$base_packages" > packages.txt
   xargs apt-get download < packages.txt || exit 1
-  du -sh "$debdir"
-  echo "carry tools/device/server-debs (the device call takes 64 MiB in all)"
+  stage=$(mktemp -d) && for f in *.deb; do dpkg -x "$f" "$stage"; done
+  find "$stage" -name '*.a' -delete
+  rm -rf "$stage/usr/share/doc" "$stage/usr/share/man" "$stage/usr/share/fonts" \
+    "$stage/usr/share/locale" "$stage/usr/share/texmf"
+  tar -C "$stage" -cf - usr | xz -T2 -6 > prefix.tar.xz && rm -rf "$stage"
+  du -h prefix.tar.xz
+  echo "carry prefix.tar.xz (a device call takes 64 MiB in all, checkout included)"
   exit 0
 fi
 
@@ -66,7 +76,12 @@ if [[ $mode == gpu ]]; then
   nvidia-smi -L
   python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())'
   prefix=/tmp/deb
-  mkdir -p "$prefix" && for f in "$debdir"/*.deb; do dpkg -x "$f" "$prefix"; done
+  mkdir -p "$prefix"
+  if [[ -f "$debdir/prefix.tar.xz" ]]; then
+    tar -C "$prefix" -xJf "$debdir/prefix.tar.xz" || exit 1
+  else
+    for f in "$debdir"/*.deb; do dpkg -x "$f" "$prefix"; done
+  fi
   lib="$prefix/usr/lib/x86_64-linux-gnu"
   export LD_LIBRARY_PATH="$lib:${LD_LIBRARY_PATH:-}"
   export PATH="$prefix/usr/bin:$PATH"
