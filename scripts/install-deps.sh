@@ -20,7 +20,7 @@ BUILD_PACKAGES=(
 )
 TEST_PACKAGES=(
   ffmpeg sox procps openssl
-  python3 python3-torch python3-torchaudio python3-numpy
+  python3 python3-torch python3-torchaudio python3-numpy python3-protobuf
   fluidsynth fluid-soundfont-gm musescore-general-soundfont timgm6mb-soundfont
   yamllint python3-yaml
 )

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
 import vit_common as vc  # noqa: E402
 
 SAMPLE_RATE = 16000
@@ -47,32 +48,18 @@ PREFIX = "module."
 
 # docs/front_ends.md, "AST (16 kHz)": torchaudio.compliance.kaldi.fbank with
 # AST's arguments, padded/cropped to 1024 frames, AST's normalisation.
-FRONT_END = """\
-input {
-  sample_rate: 16000
-  log_mel {
-    n_fft: 512
-    win_length: 400
-    hop_length: 160
-    window: WINDOW_HANN_SYMMETRIC
-    center: false
-    pre_emphasis: 0.97
-    pre_emphasis_mode: PRE_EMPHASIS_PER_FRAME
-    remove_dc: true
-    subtract_mean: true
-    n_mels: 128
-    f_min: 20
-    mel_scale: MEL_KALDI
-    power: 2
-    log: LOG_NATURAL
-    log_floor: 1.1920929e-07
-    norm_mean: -4.2677393
-    norm_std: 9.1379948
-    num_frames: 1024
-  }
-  layout: LAYOUT_BTF
-}
-"""
+def input_config():
+    """docs/front_ends.md, "AST (16 kHz)": Kaldi fbank as AST's loader computes it."""
+    pb = common.config_pb2()
+    return pb.InputConfig(
+        sample_rate=SAMPLE_RATE,
+        log_mel=pb.LogMelFrontEnd(
+            n_fft=512, win_length=400, hop_length=160, window=pb.WINDOW_HANN_SYMMETRIC, center=False,
+            pre_emphasis=0.97, pre_emphasis_mode=pb.PRE_EMPHASIS_PER_FRAME, remove_dc=True,
+            subtract_mean=True, n_mels=N_MELS, f_min=20, mel_scale=pb.MEL_KALDI, power=2,
+            log=pb.LOG_NATURAL, log_floor=1.1920929e-07, norm_mean=-4.2677393, norm_std=9.1379948,
+            num_frames=N_FRAMES),
+        layout=pb.LAYOUT_BTF)
 
 
 class PatchEmbed(nn.Module):
@@ -137,7 +124,7 @@ def strip_prefix(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         return dict(state)
     if len(with_prefix) != len(state):
         odd = sorted(k for k in state if not k.startswith(PREFIX))
-        raise vc.ExportError("some keys lack the 'module.' prefix the others have: "
+        raise common.ExportError("some keys lack the 'module.' prefix the others have: "
                              + ", ".join(odd))
     return {k[len(PREFIX):]: v for k, v in state.items()}
 
@@ -152,17 +139,17 @@ def model_from_state(state: Dict[str, torch.Tensor]) -> AST:
     pos = vc.require_key(state, "v.pos_embed")
     embed_dim = cls.shape[-1]
     if embed_dim % 64:
-        raise vc.ExportError(f"embedding size {embed_dim} is not a multiple of 64")
+        raise common.ExportError(f"embedding size {embed_dim} is not a multiple of 64")
     grid = patch_grid()
     if pos.shape[1] != grid[0] * grid[1] + 2:
-        raise vc.ExportError(
+        raise common.ExportError(
             f"v.pos_embed has {pos.shape[1]} positions; a 128 x 1024 input with "
             f"16x16 patches at stride 10 needs {grid[0] * grid[1] + 2} "
             "(only the 10/10-stride, 1024-frame checkpoints are supported)")
     model = AST(num_classes=head.shape[0], embed_dim=embed_dim,
                 depth=vc.count_blocks(state, "v."), num_heads=embed_dim // 64,
                 grid=grid, imagenet_classes=imagenet.shape[0])
-    vc.load_strict(model, state, "AST", PREFIX if prefixed else "")
+    common.load_state_dict_strict(model, state, "AST checkpoint", PREFIX if prefixed else "")
     return model.eval()
 
 
@@ -187,21 +174,22 @@ LAST_SEGMENT_NOTE = {
 }
 
 
-def config_text(num_classes: int, embed_dim: int, args) -> str:
+def model_config(num_classes: int, embed_dim: int, args):
+    """(ModelConfig, header) of an exported AST."""
+    pb = common.config_pb2()
     ckpt = os.path.basename(args.checkpoint)
     desc = (f"AST (AudioSet, {num_classes} classes) from {ckpt}; 10.24 s "
             "segments at 16 kHz; exported by tools/export/ast_export.py")
     hop = int(round(args.hop_seconds * SAMPLE_RATE)) if args.hop_seconds else SEGMENT_SAMPLES
-    return (
-        "# Written by tools/export/ast_export.py. The network returns (logits,\n"
-        "# embedding); audiotag applies the activation to the logits.\n"
-        f"# Last partial segment: {LAST_SEGMENT_NOTE[args.last_segment]}\n"
-        f"description: {vc.pbtxt_string(desc)}\n"
-        + FRONT_END +
-        f"segment {{ window_samples: {SEGMENT_SAMPLES} hop_samples: {hop} "
-        f"last_segment: {LAST_SEGMENT[args.last_segment]} }}\n"
-        + vc.outputs_block(num_classes, embed_dim, args.activation)
-        + vc.batching_block(args.max_batch_size, args.max_queue_delay_us))
+    config = common.model_config(
+        description=desc, input=input_config(),
+        segment=pb.SegmentConfig(window_samples=SEGMENT_SAMPLES, hop_samples=hop,
+                                 last_segment=pb.LastSegment.Value(LAST_SEGMENT[args.last_segment])),
+        outputs=vc.outputs(num_classes, embed_dim, args.activation), args=args)
+    header = ("Written by tools/export/ast_export.py. The network returns (logits,\n"
+              "embedding); audiotag applies the activation to the logits.\n"
+              f"Last partial segment: {LAST_SEGMENT_NOTE[args.last_segment]}")
+    return config, header
 
 
 def parse_args(argv):
@@ -209,7 +197,7 @@ def parse_args(argv):
         prog="export.py ast",
         description="Export an AST checkpoint (audioset_10_10_0.4593.pth) to an "
                     "audiotag model folder.")
-    vc.add_export_args(p, "the downloaded .pth file", "models/ast", "10.24")
+    vc.add_export_args(p, "the downloaded .pth file", "10.24")
     p.add_argument("--labels", help="AudioSet class_labels_indices.csv or a "
                    "text file with one label per line")
     p.add_argument("--classes", type=int, default=527)
@@ -228,22 +216,20 @@ def run(argv) -> None:
                                args.depth, args.seed)
         return
     if not args.checkpoint or not args.out:
-        raise vc.ExportError("need CHECKPOINT and --out (or --make-random-checkpoint)")
+        raise common.ExportError("need CHECKPOINT and --out (or --make-random-checkpoint)")
     torch.set_grad_enabled(False)
     model = model_from_state(vc.load_state_dict(args.checkpoint))
     num_classes = model.mlp_head[1].out_features
     embed_dim = model.v.cls_token.shape[-1]
     labels = vc.read_labels(args.labels, num_classes)
     example = torch.randn(2, N_FRAMES, N_MELS, generator=torch.Generator().manual_seed(1))
-    script = vc.to_torchscript(model, example)
-    errors = vc.write_model_folder(
-        args.out, config_text(num_classes, embed_dim, args), labels, script,
-        model, example, ["logits", "embedding"], version=args.version)
-    print(f"wrote {args.out} (AST, {num_classes} classes, {len(model.v.blocks)} "
-          f"blocks); TorchScript vs eager max abs error: logits "
-          f"{errors[0]:.2e}, embedding {errors[1]:.2e}")
-    print(f"last partial segment ({LAST_SEGMENT[args.last_segment]}): "
-          f"{LAST_SEGMENT_NOTE[args.last_segment]}")
+    config, header = model_config(num_classes, embed_dim, args)
+    errors = vc.export(args, model, example, config, header, labels)
+    common.log(f"wrote {args.out} (AST, {num_classes} classes, {len(model.v.blocks)} "
+               f"blocks); TorchScript vs eager max abs error: logits "
+               f"{errors['0']:.2e}, embedding {errors['1']:.2e}")
+    common.log(f"last partial segment ({LAST_SEGMENT[args.last_segment]}): "
+               f"{LAST_SEGMENT_NOTE[args.last_segment]}")
 
 
 def main(argv=None) -> int:

@@ -1,8 +1,12 @@
-"""Shared helpers for the teacher export tools (tools/export/*.py).
+"""The export stack of the teacher export tools (tools/export/*.py).
 
 Generic on purpose: nothing here knows about a model family. A family module
-builds an eager `torch.nn.Module`, loads a checkpoint into it with
-`load_state_dict_strict`, and hands it to `export_model_folder`, which
+(vggish, panns, openl3, passt, ast_export) provides only its network, its
+front-end and its outputs: it builds an eager `torch.nn.Module`, loads a
+checkpoint into it with `load_state_dict_strict`, describes the model as a
+ModelConfig message (`model_config`, `output`; the message classes come from
+proto/audiotag/v1/model_config.proto through `config_pb2`), and hands both to
+`export_model_folder`, which
 
   1. scripts (or traces) the module,
   2. runs eager and TorchScript on random inputs and fails loudly when any
@@ -10,14 +14,18 @@ builds an eager `torch.nn.Module`, loads a checkpoint into it with
   3. writes the audiotag model folder (docs/model_repository.md):
         OUT/config.pbtxt, OUT/labels.txt (when given), OUT/<version>/model.pt
      built in a hidden staging folder next to OUT and renamed into place, so
-     a running server never sees half a model.
+     a running server never sees half a model; config.pbtxt is the message in
+     protobuf text format (google.protobuf.text_format), under comment lines
+     that say how it was made.
 
 Run everything with Debian's /usr/bin/python3 (python3-torch 1.13).
 """
 
 import csv
+import importlib.util
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
@@ -39,15 +47,22 @@ def log(msg: str) -> None:
 def torch_load(path: str) -> object:
     if not os.path.isfile(path):
         raise ExportError(f"checkpoint not found: {path}")
-    return torch.load(path, map_location="cpu")
+    try:
+        obj = torch.load(path, map_location="cpu")
+    except Exception as e:  # pickle errors, truncated downloads, ...
+        raise ExportError(f"cannot read checkpoint {path}: {e}") from e
+    if isinstance(obj, torch.nn.Module):
+        obj = obj.state_dict()
+    return obj
 
 
-def unwrap_state_dict(obj: object, keys: Sequence[str] = ("model", "state_dict")) -> Dict[str, torch.Tensor]:
+def unwrap_state_dict(obj: object, keys: Sequence[str] = ("model", "state_dict"),
+                      strip_module: bool = True) -> Dict[str, torch.Tensor]:
     """Returns the state dict inside a checkpoint.
 
     Accepts a bare state dict or a dict holding it under one of `keys` (PANNs
     saves {'model': ..., 'iteration': ...}). Tensors only; a 'module.' prefix
-    (DataParallel) is stripped.
+    (DataParallel) is stripped unless `strip_module` is False.
     """
     if not isinstance(obj, Mapping):
         raise ExportError(f"checkpoint is a {type(obj).__name__}, not a dict")
@@ -60,7 +75,7 @@ def unwrap_state_dict(obj: object, keys: Sequence[str] = ("model", "state_dict")
     for k, v in sd.items():
         if not isinstance(v, torch.Tensor):
             continue
-        if k.startswith("module."):
+        if strip_module and k.startswith("module."):
             k = k[len("module."):]
         out[k] = v
     if not out:
@@ -69,16 +84,18 @@ def unwrap_state_dict(obj: object, keys: Sequence[str] = ("model", "state_dict")
 
 
 def load_state_dict_strict(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor],
-                           what: str = "checkpoint") -> None:
+                           what: str = "checkpoint", shown_prefix: str = "") -> None:
     """load_state_dict(strict=True) with an error that names every bad key.
 
     Missing keys, unexpected keys and shape mismatches are all reported
-    together (torch's own message stops at the first shape mismatch).
+    together (torch's own message stops at the first shape mismatch), each
+    as the checkpoint spells it (`shown_prefix` + key). Floating tensors are
+    loaded as float32.
     """
     own = module.state_dict()
-    missing = sorted(set(own) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(own))
-    shapes = [f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
+    missing = sorted(shown_prefix + k for k in set(own) - set(state_dict))
+    unexpected = sorted(shown_prefix + k for k in set(state_dict) - set(own))
+    shapes = [f"{shown_prefix}{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
               for k in sorted(set(own) & set(state_dict))
               if tuple(state_dict[k].shape) != tuple(own[k].shape)]
     if missing or unexpected or shapes:
@@ -90,7 +107,8 @@ def load_state_dict_strict(module: torch.nn.Module, state_dict: Mapping[str, tor
         if shapes:
             parts.append(f"shape mismatches ({len(shapes)}): {'; '.join(shapes)}")
         raise ExportError(f"{what} does not match {type(module).__name__}:\n  " + "\n  ".join(parts))
-    module.load_state_dict(state_dict, strict=True)
+    module.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()},
+                           strict=True)
 
 
 def randomize_(module: torch.nn.Module, seed: int, skip: Iterable[str] = ()) -> torch.nn.Module:
@@ -160,58 +178,95 @@ def placeholder_labels(prefix: str, n: int) -> List[str]:
 
 
 # --------------------------------------------------------------------------
-# config.pbtxt
+# config.pbtxt, built as a ModelConfig message
 
-def output_block(name: str, kind: str, dim: int, source: str = "",
-                 activation: str = "ACTIVATION_NONE", labels_file: str = "") -> str:
-    parts = [f'name: "{name}"', f"kind: {kind}"]
-    if source:
-        parts.append(f'source: "{source}"')
-    if activation != "ACTIVATION_NONE":
-        parts.append(f"activation: {activation}")
-    parts.append(f"dim: {dim}")
-    if labels_file:
-        parts.append(f'labels_file: "{labels_file}"')
-    return "output { " + " ".join(parts) + " }\n"
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MODEL_CONFIG_PROTO = "audiotag/v1/model_config.proto"
+_pb2 = None
 
 
-def batching_block(max_batch_size: int, max_queue_delay_us: int = 2000,
-                   preferred: Sequence[int] = ()) -> str:
-    s = f"batching {{ max_batch_size: {max_batch_size}"
-    for p in preferred:
-        s += f" preferred_batch_size: {p}"
-    s += f" max_queue_delay_us: {max_queue_delay_us} }}\n"
-    return s
+def config_pb2():
+    """The Python module of proto/audiotag/v1/model_config.proto.
+
+    Generated once per process with Debian's `protoc --python_out` into a
+    temporary folder and imported from there (python3-protobuf runs it), so
+    the exporters always write the schema the server of this tree parses.
+    Top-level enum values are module attributes (pb.LAYOUT_BCTF, pb.TAGS).
+    """
+    global _pb2
+    if _pb2 is not None:
+        return _pb2
+    protoc = shutil.which("protoc")
+    if protoc is None:
+        raise ExportError("protoc not found; install Debian's protobuf-compiler (scripts/install-deps.sh)")
+    try:
+        import google.protobuf  # noqa: F401  (only to say what is missing)
+    except ImportError as e:
+        raise ExportError("the protobuf Python module is missing; install Debian's python3-protobuf "
+                          "(scripts/install-deps.sh)") from e
+    proto_root = os.path.join(REPO_ROOT, "proto")
+    with tempfile.TemporaryDirectory(prefix="audiotag-pb2-") as d:
+        r = subprocess.run([protoc, f"-I{proto_root}", f"--python_out={d}", MODEL_CONFIG_PROTO],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise ExportError(f"protoc failed on {MODEL_CONFIG_PROTO}: {r.stderr.strip()}")
+        path = os.path.join(d, MODEL_CONFIG_PROTO[:-len(".proto")] + "_pb2.py")
+        spec = importlib.util.spec_from_file_location("audiotag_model_config_pb2", path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    _pb2 = mod
+    return mod
 
 
-def config_text(*, description: str, input_block: str, segment_block: str,
-                outputs: Sequence[str], batching: str = "", instances: str = "",
-                warmup_batches: Optional[int] = None, header: str = "") -> str:
-    desc = description.replace("\\", "\\\\").replace('"', '\\"')
+def output(name: str, kind: str, dim: int, source: str = "",
+           activation: str = "ACTIVATION_NONE", labels_file: str = ""):
+    """An OutputConfig; `kind` and `activation` are enum value names."""
+    pb = config_pb2()
+    return pb.OutputConfig(name=name, kind=pb.OutputKind.Value(kind), source=source,
+                           activation=pb.Activation.Value(activation), dim=dim,
+                           labels_file=labels_file)
+
+
+def model_config(*, description: str, input, segment, outputs: Sequence, args=None):
+    """A ModelConfig from its parts (InputConfig, SegmentConfig, OutputConfigs);
+    `args` (the shared serving flags, add_serving_arguments) fills batching,
+    instances and warmup_batches."""
+    pb = config_pb2()
+    cfg = pb.ModelConfig(description=description, input=input, segment=segment, output=list(outputs))
+    if args is not None:
+        cfg.batching.max_batch_size = args.max_batch_size
+        cfg.batching.max_queue_delay_us = args.max_queue_delay_us
+        if args.device:
+            cfg.instances.device = args.device
+        if args.intra_op_threads:
+            cfg.instances.intra_op_threads = args.intra_op_threads
+        if args.warmup_batches is not None:
+            cfg.warmup_batches = args.warmup_batches
+    return cfg
+
+
+def config_text(config, header: str = "") -> str:
+    """config.pbtxt: `header` as comment lines, then the message in text
+    format (parsed back first, so what is written is what the server reads)."""
+    from google.protobuf import text_format
+    body = text_format.MessageToString(config)
+    text_format.Parse(body, type(config)())
     text = ""
     for line in header.strip().splitlines():
         text += f"# {line}".rstrip() + "\n"
-    text += f'description: "{desc}"\n'
-    text += input_block.rstrip() + "\n"
-    text += segment_block.rstrip() + "\n"
-    for o in outputs:
-        text += o
-    if batching:
-        text += batching
-    if instances:
-        text += instances.rstrip() + "\n"
-    if warmup_batches is not None:
-        text += f"warmup_batches: {warmup_batches}\n"
-    return text
+    return text + body
 
 
-def add_serving_arguments(p) -> None:
-    """Flags every family shares: where to write and how to serve."""
-    p.add_argument("--out", required=True, help="model folder to write (its name is the model name)")
+def add_serving_arguments(p, *, out_required: bool = True, max_batch_size: int = 8,
+                          max_queue_delay_us: int = 2000) -> None:
+    """Flags every family shares: where to write, how to serve, how to check."""
+    p.add_argument("--out", required=out_required, help="model folder to write (its name is the model name)")
     p.add_argument("--version", type=int, default=1, help="version folder (default 1)")
     p.add_argument("--force", action="store_true", help="replace an existing version folder")
-    p.add_argument("--max-batch-size", type=int, default=8, help="batching.max_batch_size (default 8)")
-    p.add_argument("--max-queue-delay-us", type=int, default=2000)
+    p.add_argument("--max-batch-size", type=int, default=max_batch_size,
+                   help=f"batching.max_batch_size (default {max_batch_size})")
+    p.add_argument("--max-queue-delay-us", type=int, default=max_queue_delay_us,
+                   help=f"batching.max_queue_delay_us (default {max_queue_delay_us})")
     p.add_argument("--device", default="", help='instances.device ("cpu", "cuda", "cuda:N"); default cpu')
     p.add_argument("--intra-op-threads", type=int, default=0)
     p.add_argument("--warmup-batches", type=int, default=None,
@@ -220,19 +275,6 @@ def add_serving_arguments(p) -> None:
                    help="max abs difference allowed between eager and TorchScript (family default)")
     p.add_argument("--check-batch", type=int, default=2, help="batch size of the TorchScript check")
     p.add_argument("--seed", type=int, default=0, help="seed of the random check input")
-
-
-def serving_blocks(args) -> Tuple[str, str]:
-    batching = batching_block(args.max_batch_size, args.max_queue_delay_us)
-    inst = ""
-    if args.device or args.intra_op_threads:
-        inst = "instances {"
-        if args.device:
-            inst += f' device: "{args.device}"'
-        if args.intra_op_threads:
-            inst += f" intra_op_threads: {args.intra_op_threads}"
-        inst += " }"
-    return batching, inst
 
 
 # --------------------------------------------------------------------------
@@ -266,13 +308,15 @@ def to_torchscript(module: torch.nn.Module, example: Optional[torch.Tensor] = No
 
 def check_torchscript(eager: torch.nn.Module, scripted: torch.nn.Module,
                       inputs: Sequence[torch.Tensor], tolerance: Union[float, Mapping[str, float]],
-                      expected_dims: Optional[Mapping[str, int]] = None) -> Dict[str, float]:
+                      expected_dims: Optional[Mapping[str, int]] = None,
+                      rtol: float = 0.0) -> Dict[str, float]:
     """Runs both on each input; raises ExportError when an output differs by
-    more than `tolerance` (max abs), is not finite, or has the wrong last
-    dimension. Returns the max abs difference per output."""
+    more than `tolerance` + `rtol` * |eager| (elementwise), is not finite, or
+    has the wrong last dimension. Returns the max abs difference per output."""
     eager.eval()
     scripted.eval()
     worst: Dict[str, float] = {}
+    over: Dict[str, float] = {}
     with torch.no_grad():
         for x in inputs:
             a = _flatten(eager(x))
@@ -288,19 +332,24 @@ def check_torchscript(eager: torch.nn.Module, scripted: torch.nn.Module,
                     raise ExportError(f"output {k!r}: batch axis {a[k].shape[0]} != input batch {x.shape[0]}")
                 if expected_dims and k in expected_dims and a[k].shape[-1] != expected_dims[k]:
                     raise ExportError(f"output {k!r}: last dim {a[k].shape[-1]}, config says {expected_dims[k]}")
-                d = (a[k].double() - b[k].double()).abs().max().item() if a[k].numel() else 0.0
+                err = (a[k].double() - b[k].double()).abs()
+                d = err.max().item() if a[k].numel() else 0.0
                 worst[k] = max(worst.get(k, 0.0), d)
+                if rtol and a[k].numel():  # measure the excess over the relative part
+                    d = (err - rtol * a[k].double().abs()).max().item()
+                over[k] = max(over.get(k, float("-inf")), d)
     def tol(k: str) -> float:
         if isinstance(tolerance, Mapping):
             return float(tolerance.get(k, tolerance.get("*", 1e-4)))
         return float(tolerance)
 
-    bad = {k: v for k, v in worst.items() if not v <= tol(k)}
+    rel = f" + {rtol:g}*|x|" if rtol else ""
+    bad = {k: worst[k] for k, v in over.items() if not v <= tol(k)}
     for k, v in sorted(worst.items()):
-        log(f"TorchScript vs eager, output {k or '<single>'!r}: max abs diff {v:.3g} (tolerance {tol(k):g})")
+        log(f"TorchScript vs eager, output {k or '<single>'!r}: max abs diff {v:.3g} (tolerance {tol(k):g}{rel})")
     if bad:
         raise ExportError("TorchScript does not match eager: " +
-                          ", ".join(f"{k or '<single>'}: {v:.3g} > {tol(k):g}" for k, v in bad.items()))
+                          ", ".join(f"{k or '<single>'}: {v:.3g} > {tol(k):g}{rel}" for k, v in bad.items()))
     return worst
 
 
@@ -353,10 +402,18 @@ def write_model_folder(out: str, version: int, config: str, scripted: torch.jit.
 
 
 def export_model_folder(args, *, eager: torch.nn.Module, check_inputs: Sequence[torch.Tensor],
-                        config: str, tolerance: Union[float, Mapping[str, float]], labels: Optional[Sequence[str]] = None,
+                        config, tolerance: Union[float, Mapping[str, float]], header: str = "",
+                        labels: Optional[Sequence[str]] = None,
                         expected_dims: Optional[Mapping[str, int]] = None, method: str = "script",
+                        rtol: float = 0.0,
                         extra_files: Optional[Mapping[str, str]] = None) -> Dict[str, float]:
-    """Script, check against eager, write. Raises ExportError on failure."""
+    """The whole export of one model: script `eager`, check the saved module
+    against it on `check_inputs`, then publish OUT/config.pbtxt (the
+    ModelConfig `config` in text format under `header` comment lines),
+    labels.txt and <version>/model.pt (write_model_folder). Every family goes
+    through here; a family only provides the network, its front-end and
+    outputs (the config) and the check inputs. Raises ExportError on failure,
+    before anything is written."""
     eager.eval()
     tol = tolerance
     if getattr(args, "check_tolerance", None) is not None:  # --check-tolerance overrides every output
@@ -367,8 +424,8 @@ def export_model_folder(args, *, eager: torch.nn.Module, check_inputs: Sequence[
         p = os.path.join(d, "model.pt")
         scripted.save(p)
         loaded = torch.jit.load(p, map_location="cpu")
-    diffs = check_torchscript(eager, loaded, check_inputs, tol, expected_dims)
-    write_model_folder(args.out, args.version, config, loaded, labels=labels, force=args.force,
+    diffs = check_torchscript(eager, loaded, check_inputs, tol, expected_dims, rtol=rtol)
+    write_model_folder(args.out, args.version, config_text(config, header), loaded, labels=labels, force=args.force,
                        extra_files=extra_files)
     return diffs
 

@@ -8,13 +8,22 @@ r"""Export a published teacher checkpoint as an audiotag model folder.
       --out models/panns_cnn14
   /usr/bin/python3 tools/export/export.py openl3 --checkpoint torchopenl3_mel128_music_512.pth \
       --input-repr mel128 --content-type music --embedding-size 512 --out models/openl3_mel128_music_512
-  /usr/bin/python3 tools/export/export.py passt ...   (tools/export/passt.py, if present)
-  /usr/bin/python3 tools/export/export.py ast ...     (tools/export/ast_export.py or ast.py, if present)
+  /usr/bin/python3 tools/export/export.py passt passt-s-f128-p16-s10-ap.476-swa.pt \
+      [--labels class_labels_indices.csv] --out models/passt
+  /usr/bin/python3 tools/export/export.py ast audioset_10_10_0.4593.pth \
+      [--labels class_labels_indices.csv] --out models/ast
+
+`export.py passt ...` and `export.py ast ...` run tools/export/passt.py and
+tools/export/ast_export.py (named so because a module `ast` would shadow
+Python's own) with the same arguments; `export.py passt --help` lists them.
 
 Each writes OUT/config.pbtxt, OUT/labels.txt (tagging models) and
 OUT/<version>/model.pt, after checking TorchScript against eager on random
-input. `--random-weights` first writes a random checkpoint shaped like the
-published one to --checkpoint (for tests). See docs/teachers.md.
+input (tools/export/common.py runs that flow for every family).
+`--random-weights` (vggish, panns, openl3) first writes a random checkpoint
+shaped like the published one to --checkpoint; passt and ast take
+`--make-random-checkpoint PATH`; make_fake_checkpoint.py writes one for any
+family (tests only). See docs/teachers.md.
 """
 
 import argparse
@@ -27,30 +36,20 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 FAMILIES = ("vggish", "panns", "openl3")
-DELEGATED = ("passt", "ast")  # modules owned elsewhere: <name>.main(argv)
+# Families with their own argument parser (positional checkpoint): module
+# name per family; main(argv) takes the arguments after the family name.
+DELEGATED = {"passt": "passt", "ast": "ast_export"}
 
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in DELEGATED:
-        name = argv[0]
-        here = os.path.dirname(os.path.abspath(__file__))
-        # ast.py or ast_export.py (a module named `ast` would shadow the stdlib).
-        cands = [os.path.join(here, f"{name}.py"), os.path.join(here, f"{name}_export.py")]
-        path = next((c for c in cands if os.path.isfile(c)), cands[0])
-        if not os.path.isfile(path):
-            print(f"export: the '{name}' exporter (tools/export/{name}.py) is not installed", file=sys.stderr)
-            return 2
-        # Loaded by path: a bare `import ast` would find the standard library.
-        spec = importlib.util.spec_from_file_location(f"audiotag_export_{name}", path)
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        rc = mod.main(argv[1:])
-        return int(rc or 0)
+        mod = importlib.import_module(DELEGATED[argv[0]])
+        return int(mod.main(argv[1:]) or 0)
 
     parser = argparse.ArgumentParser(prog="export.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="family", metavar="{" + ",".join(FAMILIES + DELEGATED) + "}")
+    sub = parser.add_subparsers(dest="family", metavar="{" + ",".join(FAMILIES + tuple(DELEGATED)) + "}")
     sub.required = True
     mods = {}
     for fam in FAMILIES:
@@ -60,7 +59,7 @@ def main(argv=None) -> int:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         mods[fam].add_arguments(p)
     for fam in DELEGATED:
-        sub.add_parser(fam, help=f"delegates to tools/export/{fam}.py main(argv)")
+        sub.add_parser(fam, help=f"tools/export/{DELEGATED[fam]}.py (export.py {fam} --help lists its options)")
     args = parser.parse_args(argv)
     import torch
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))

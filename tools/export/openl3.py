@@ -75,36 +75,27 @@ MEL_NORMS = {
 }
 
 
-def input_block(input_repr: str, mel_norm: str = "area") -> str:
-    return f"""\
-input {{
-  sample_rate: 48000
-  log_mel {{
-    n_fft: 2048
-    hop_length: 242
-    window: WINDOW_HANN_PERIODIC
-    center: true
-    pad_mode: PAD_CONSTANT
-    center_pad: 982
-    n_mels: {N_MELS[input_repr]}
-    f_min: 0
-    f_max: 24000
-    mel_scale: MEL_HTK
-    mel_norm: {MEL_NORMS[mel_norm][0]}
-    power: 2
-    log: LOG_DB
-    log_floor: 1e-20
-    db_relative_to_max: true
-    top_db: 160
-    norm_std: 2
-  }}
-  layout: LAYOUT_BCFT
-}}"""
+def input_config(input_repr: str, mel_norm: str = "area", frontend: str = "audiotag"):
+    """kapre 0.1.4's log-mel as audiotag computes it, or (frontend "network")
+    the raw 48 kHz waveform for the kapre layer inside the network."""
+    pb = common.config_pb2()
+    if frontend == "network":
+        return pb.InputConfig(sample_rate=SAMPLE_RATE, waveform=pb.WaveformFrontEnd(), layout=pb.LAYOUT_BT)
+    return pb.InputConfig(
+        sample_rate=SAMPLE_RATE,
+        log_mel=pb.LogMelFrontEnd(
+            n_fft=2048, hop_length=242, window=pb.WINDOW_HANN_PERIODIC, center=True, pad_mode=pb.PAD_CONSTANT,
+            center_pad=982, n_mels=N_MELS[input_repr], f_min=0, f_max=24000, mel_scale=pb.MEL_HTK,
+            mel_norm=pb.MelNorm.Value(MEL_NORMS[mel_norm][0]), power=2, log=pb.LOG_DB, log_floor=1e-20,
+            db_relative_to_max=True, top_db=160, norm_std=2),
+        layout=pb.LAYOUT_BCFT)
 
 
-def segment_block(hop_samples: int, center: bool = True) -> str:
-    return (f"segment {{ window_samples: 48000 hop_samples: {hop_samples} last_segment: LAST_SEGMENT_PAD"
-            f"{' center: true' if center else ''} }}")
+def segment_config(hop_samples: int, center: bool = True):
+    """1 s windows every `hop_samples`; the last one zero-padded."""
+    pb = common.config_pb2()
+    return pb.SegmentConfig(window_samples=SAMPLE_RATE, hop_samples=hop_samples,
+                            last_segment=pb.LAST_SEGMENT_PAD, center=center)
 
 
 class _SpecLayer(nn.Module):
@@ -346,27 +337,23 @@ def main(args) -> None:
     front = frontend_of(args)
     if front == "network":
         checks = [0.3 * torch.randn(args.check_batch, SAMPLE_RATE, generator=g)]
-        in_block = "input { sample_rate: 48000 waveform {} layout: LAYOUT_BT }"
     else:
         checks = [torch.clamp(torch.randn(args.check_batch, 1, n_mels, FRAMES, generator=g) * 20.0 - 40.0, -80.0, 0.0)]
-        in_block = input_block(args.input_repr, mel_norm)
-    batching, inst = common.serving_blocks(args)
     hop = int(round(args.hop_seconds * SAMPLE_RATE))
     framing = ("centred (center=True: window k centred on k * hop)" if args.center
                else "not centred (center=False: window k starts at k * hop)")
     common.log(f"framing: 1 s windows every {args.hop_seconds:g} s, {framing}")
-    config = common.config_text(
+    config = common.model_config(
         description=(f"OpenL3 {args.input_repr} {args.content_type} {args.embedding_size}-d embedding per 1 s window "
                      f"({'centred' if args.center else 'not centred'}, {mel_norm} mel filters)"),
-        header=(f"Written by tools/export/export.py openl3 --input-repr {args.input_repr} --content-type "
-                f"{args.content_type} --embedding-size {args.embedding_size} --frontend {front} "
-                f"--mel-norm {args.mel_norm} --{'' if args.center else 'no-'}center.\n"
-                f"checkpoint: {os.path.basename(args.checkpoint)}\n"
-                f"Front-end ({'in the network' if front == 'network' else 'audiotag'}): kapre 0.1.4 (mel bank on the power STFT, sqrt, dB re per-window max, floor -80 dB).\n"
-                f"Mel filters: {MEL_NORMS[mel_norm][1]}.\n"
-                f"Framing: {framing}."),
-        input_block=in_block, segment_block=segment_block(hop, args.center),
-        outputs=[common.output_block("embedding", "EMBEDDING", args.embedding_size)],
-        batching=batching, instances=inst, warmup_batches=args.warmup_batches)
-    common.export_model_folder(args, eager=model, check_inputs=checks, config=config, tolerance=1e-3,
+        input=input_config(args.input_repr, mel_norm, front), segment=segment_config(hop, args.center),
+        outputs=[common.output("embedding", "EMBEDDING", args.embedding_size)], args=args)
+    header = (f"Written by tools/export/export.py openl3 --input-repr {args.input_repr} --content-type "
+              f"{args.content_type} --embedding-size {args.embedding_size} --frontend {front} "
+              f"--mel-norm {args.mel_norm} --{'' if args.center else 'no-'}center.\n"
+              f"checkpoint: {os.path.basename(args.checkpoint)}\n"
+              f"Front-end ({'in the network' if front == 'network' else 'audiotag'}): kapre 0.1.4 (mel bank on the power STFT, sqrt, dB re per-window max, floor -80 dB).\n"
+              f"Mel filters: {MEL_NORMS[mel_norm][1]}.\n"
+              f"Framing: {framing}.")
+    common.export_model_folder(args, eager=model, check_inputs=checks, config=config, header=header, tolerance=1e-3,
                                expected_dims={"": args.embedding_size})

@@ -224,31 +224,20 @@ def random_checkpoint(path: str, variant: str, seed: int = 0) -> None:
     torch.save({"model": m.state_dict(), "iteration": 0}, path)
 
 
-def input_block(variant: str, frontend: str) -> str:
+def input_config(variant: str, frontend: str):
+    """The waveform (frontend "network": the log-mel runs inside the served
+    network, from the checkpoint's tensors) or audiotag's PANNs log-mel."""
+    pb = common.config_pb2()
     v = VARIANTS[variant]
     if frontend == "network":
-        return f"input {{ sample_rate: {v['sample_rate']} waveform {{}} layout: LAYOUT_BT }}"
-    return f"""\
-input {{
-  sample_rate: {v['sample_rate']}
-  log_mel {{
-    n_fft: {v['n_fft']}
-    win_length: {v['n_fft']}
-    hop_length: {v['hop']}
-    window: WINDOW_HANN_PERIODIC
-    center: true
-    pad_mode: PAD_REFLECT
-    n_mels: {v['n_mels']}
-    f_min: {v['fmin']:g}
-    f_max: {v['fmax']:g}
-    mel_scale: MEL_SLANEY
-    mel_norm: MEL_NORM_SLANEY
-    power: 2
-    log: LOG_DB
-    log_floor: 1e-10
-  }}
-  layout: LAYOUT_BCTF
-}}"""
+        return pb.InputConfig(sample_rate=v["sample_rate"], waveform=pb.WaveformFrontEnd(), layout=pb.LAYOUT_BT)
+    return pb.InputConfig(
+        sample_rate=v["sample_rate"],
+        log_mel=pb.LogMelFrontEnd(
+            n_fft=v["n_fft"], win_length=v["n_fft"], hop_length=v["hop"], window=pb.WINDOW_HANN_PERIODIC,
+            center=True, pad_mode=pb.PAD_REFLECT, n_mels=v["n_mels"], f_min=v["fmin"], f_max=v["fmax"],
+            mel_scale=pb.MEL_SLANEY, mel_norm=pb.MEL_NORM_SLANEY, power=2, log=pb.LOG_DB, log_floor=1e-10),
+        layout=pb.LAYOUT_BCTF)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -305,17 +294,17 @@ def main(args) -> None:
     else:
         frames = 1 + sr // v["hop"]
         checks = [torch.randn(args.check_batch, 1, frames, v["n_mels"], generator=g) * 10.0 - 30.0]
-    batching, inst = common.serving_blocks(args)
-    outputs = [common.output_block("tags", "TAGS", NUM_CLASSES, source="logits", activation="ACTIVATION_SIGMOID"),
-               common.output_block("embedding", "EMBEDDING", EMBEDDING_SIZE, source="embedding")]
-    config = common.config_text(
+    pb = common.config_pb2()
+    outputs = [common.output("tags", "TAGS", NUM_CLASSES, source="logits", activation="ACTIVATION_SIGMOID"),
+               common.output("embedding", "EMBEDDING", EMBEDDING_SIZE, source="embedding")]
+    config = common.model_config(
         description=f"PANNs {'Cnn14' if args.variant == 'cnn14' else 'Cnn14_16k'}: 527 AudioSet tags and 2048-d embedding "
                     f"per {args.window_seconds:g} s window ({args.frontend} front-end)",
-        header=(f"Written by tools/export/export.py panns --variant {args.variant} --frontend {args.frontend}.\n"
-                f"checkpoint: {os.path.basename(args.checkpoint)}\n" + labels_note),
-        input_block=input_block(args.variant, args.frontend),
-        segment_block=f"segment {{ window_samples: {window} hop_samples: {hop} last_segment: LAST_SEGMENT_PAD }}",
-        outputs=outputs, batching=batching, instances=inst, warmup_batches=args.warmup_batches)
-    common.export_model_folder(args, eager=model, check_inputs=checks, config=config,
+        input=input_config(args.variant, args.frontend),
+        segment=pb.SegmentConfig(window_samples=window, hop_samples=hop, last_segment=pb.LAST_SEGMENT_PAD),
+        outputs=outputs, args=args)
+    header = (f"Written by tools/export/export.py panns --variant {args.variant} --frontend {args.frontend}.\n"
+              f"checkpoint: {os.path.basename(args.checkpoint)}\n" + labels_note)
+    common.export_model_folder(args, eager=model, check_inputs=checks, config=config, header=header,
                                tolerance={"logits": 1e-3, "embedding": 1e-3}, labels=labels,
                                expected_dims={"logits": NUM_CLASSES, "embedding": EMBEDDING_SIZE})

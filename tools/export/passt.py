@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
 import vit_common as vc  # noqa: E402
 
 SAMPLE_RATE = 32000
@@ -51,33 +52,17 @@ OPENMIC_LABELS = [
     "voice",
 ]
 
-# docs/front_ends.md, "PaSST-S (32 kHz)": AugmentMelSTFT in eval mode.
-FRONT_END = """\
-input {
-  sample_rate: 32000
-  log_mel {
-    n_fft: 1024
-    win_length: 800
-    hop_length: 320
-    window: WINDOW_HANN_SYMMETRIC
-    center: true
-    pad_mode: PAD_REFLECT
-    pre_emphasis: 0.97
-    pre_emphasis_mode: PRE_EMPHASIS_WAVEFORM
-    n_mels: 128
-    f_min: 0
-    f_max: 15000
-    mel_scale: MEL_KALDI
-    power: 2
-    log: LOG_NATURAL
-    log_offset: 1e-5
-    norm_mean: -4.5
-    norm_std: 5
-    num_frames: 998
-  }
-  layout: LAYOUT_BCFT
-}
-"""
+def input_config():
+    """docs/front_ends.md, "PaSST-S (32 kHz)": AugmentMelSTFT in eval mode."""
+    pb = common.config_pb2()
+    return pb.InputConfig(
+        sample_rate=SAMPLE_RATE,
+        log_mel=pb.LogMelFrontEnd(
+            n_fft=1024, win_length=800, hop_length=320, window=pb.WINDOW_HANN_SYMMETRIC, center=True,
+            pad_mode=pb.PAD_REFLECT, pre_emphasis=0.97, pre_emphasis_mode=pb.PRE_EMPHASIS_WAVEFORM,
+            n_mels=N_MELS, f_min=0, f_max=15000, mel_scale=pb.MEL_KALDI, power=2, log=pb.LOG_NATURAL,
+            log_offset=1e-5, norm_mean=-4.5, norm_std=5, num_frames=N_FRAMES),
+        layout=pb.LAYOUT_BCFT)
 
 
 class PatchEmbed(nn.Module):
@@ -136,11 +121,11 @@ def model_from_state(state: Dict[str, torch.Tensor]) -> PaSST:
     time = vc.require_key(state, "time_new_pos_embed")
     embed_dim = cls.shape[-1]
     if embed_dim % 64:
-        raise vc.ExportError(f"embedding size {embed_dim} is not a multiple of 64")
+        raise common.ExportError(f"embedding size {embed_dim} is not a multiple of 64")
     model = PaSST(num_classes=head.shape[0], embed_dim=embed_dim,
                   depth=vc.count_blocks(state, ""), num_heads=embed_dim // 64,
                   grid=(freq.shape[2], time.shape[3]))
-    vc.load_strict(model, state, "PaSST")
+    common.load_state_dict_strict(model, state, "PaSST checkpoint")
     return model.eval()
 
 
@@ -154,22 +139,23 @@ def make_random_checkpoint(path: str, classes: int, depth: int, seed: int) -> No
           f"{depth}, {n} parameters")
 
 
-def config_text(variant: str, num_classes: int, embed_dim: int, args) -> str:
+def model_config(variant: str, num_classes: int, embed_dim: int, args):
+    """(ModelConfig, header) of an exported PaSST-S."""
+    pb = common.config_pb2()
     what = ("AudioSet, 527 classes" if variant == "audioset"
             else "OpenMIC-2018, 20 instruments")
     ckpt = os.path.basename(args.checkpoint)
     desc = (f"PaSST-S ({what}) from {ckpt}; 10 s segments at 32 kHz; "
             "exported by tools/export/passt.py")
     hop = int(round(args.hop_seconds * SAMPLE_RATE)) if args.hop_seconds else SEGMENT_SAMPLES
-    return (
-        "# Written by tools/export/passt.py. The network returns (logits,\n"
-        "# embedding); audiotag applies the activation to the logits.\n"
-        f"description: {vc.pbtxt_string(desc)}\n"
-        + FRONT_END +
-        f"segment {{ window_samples: {SEGMENT_SAMPLES} hop_samples: {hop} "
-        "last_segment: LAST_SEGMENT_PAD }\n"
-        + vc.outputs_block(num_classes, embed_dim, args.activation)
-        + vc.batching_block(args.max_batch_size, args.max_queue_delay_us))
+    config = common.model_config(
+        description=desc, input=input_config(),
+        segment=pb.SegmentConfig(window_samples=SEGMENT_SAMPLES, hop_samples=hop,
+                                 last_segment=pb.LAST_SEGMENT_PAD),
+        outputs=vc.outputs(num_classes, embed_dim, args.activation), args=args)
+    header = ("Written by tools/export/passt.py. The network returns (logits,\n"
+              "embedding); audiotag applies the activation to the logits.")
+    return config, header
 
 
 def parse_args(argv):
@@ -178,7 +164,7 @@ def parse_args(argv):
         description="Export a PaSST-S checkpoint (passt-s-f128-p16-s10-ap.476-swa.pt "
                     "or openmic-passt-s-f128-10sec-p16-s10-ap.85.pt) to an "
                     "audiotag model folder.")
-    vc.add_export_args(p, "the downloaded .pt file", "models/passt", "10")
+    vc.add_export_args(p, "the downloaded .pt file", "10")
     p.add_argument("--labels", help="AudioSet class_labels_indices.csv (527 "
                    "classes) or a text file with one label per line; the "
                    "OpenMIC model gets its 20 labels built in")
@@ -196,7 +182,7 @@ def run(argv) -> None:
                                args.depth, args.seed)
         return
     if not args.checkpoint or not args.out:
-        raise vc.ExportError("need CHECKPOINT and --out (or --make-random-checkpoint)")
+        raise common.ExportError("need CHECKPOINT and --out (or --make-random-checkpoint)")
     torch.set_grad_enabled(False)
     model = model_from_state(vc.load_state_dict(args.checkpoint))
     num_classes = model.head[1].out_features
@@ -206,20 +192,18 @@ def run(argv) -> None:
         variant = "openmic" if num_classes == len(OPENMIC_LABELS) else "audioset"
     if variant == "openmic":
         if num_classes != len(OPENMIC_LABELS):
-            raise vc.ExportError(f"OpenMIC has 20 classes; the checkpoint has {num_classes}")
+            raise common.ExportError(f"OpenMIC has 20 classes; the checkpoint has {num_classes}")
         labels = (vc.read_labels(args.labels, num_classes) if args.labels
                   else list(OPENMIC_LABELS))
     else:
         labels = vc.read_labels(args.labels, num_classes)
 
     example = torch.randn(2, 1, N_MELS, N_FRAMES, generator=torch.Generator().manual_seed(1))
-    script = vc.to_torchscript(model, example)
-    errors = vc.write_model_folder(
-        args.out, config_text(variant, num_classes, embed_dim, args), labels,
-        script, model, example, ["logits", "embedding"], version=args.version)
-    print(f"wrote {args.out} (PaSST-S {variant}, {num_classes} classes, "
-          f"{len(model.blocks)} blocks); TorchScript vs eager max abs error: "
-          f"logits {errors[0]:.2e}, embedding {errors[1]:.2e}")
+    config, header = model_config(variant, num_classes, embed_dim, args)
+    errors = vc.export(args, model, example, config, header, labels)
+    common.log(f"wrote {args.out} (PaSST-S {variant}, {num_classes} classes, "
+               f"{len(model.blocks)} blocks); TorchScript vs eager max abs error: "
+               f"logits {errors['0']:.2e}, embedding {errors['1']:.2e}")
 
 
 def main(argv=None) -> int:

@@ -57,28 +57,22 @@ except ImportError:  # run as a script from tools/export
 
 EMBEDDING_SIZE = 128
 
-INPUT_BLOCK = """\
-input {
-  sample_rate: 16000
-  log_mel {
-    n_fft: 512
-    win_length: 400
-    hop_length: 160
-    window: WINDOW_HANN_PERIODIC
-    center: false
-    n_mels: 64
-    f_min: 125
-    f_max: 7500
-    mel_scale: MEL_KALDI
-    zero_dc_bin: true
-    power: 1
-    log: LOG_NATURAL
-    log_offset: 0.01
-  }
-  layout: LAYOUT_BCTF
-}"""
+def input_config():
+    """audiotag's VGGish log-mel (docs/front_ends.md): (B, 1, 96, 64) per patch."""
+    pb = common.config_pb2()
+    return pb.InputConfig(
+        sample_rate=16000,
+        log_mel=pb.LogMelFrontEnd(
+            n_fft=512, win_length=400, hop_length=160, window=pb.WINDOW_HANN_PERIODIC, center=False,
+            n_mels=64, f_min=125, f_max=7500, mel_scale=pb.MEL_KALDI, zero_dc_bin=True, power=1,
+            log=pb.LOG_NATURAL, log_offset=0.01),
+        layout=pb.LAYOUT_BCTF)
 
-SEGMENT_BLOCK = "segment { window_samples: 15600 hop_samples: 15360 last_segment: LAST_SEGMENT_DROP }"
+
+def segment_config():
+    """0.96 s patches (96 frames of 10 ms + the 25 ms window), hop 0.96 s."""
+    pb = common.config_pb2()
+    return pb.SegmentConfig(window_samples=15600, hop_samples=15360, last_segment=pb.LAST_SEGMENT_DROP)
 
 
 def _features() -> nn.Sequential:
@@ -299,25 +293,23 @@ def main(args) -> None:
     g = torch.Generator().manual_seed(args.seed)
     checks = [torch.randn(args.check_batch, 1, 96, 64, generator=g) * 2.0 - 3.0,
               torch.randn(1, 1, 96, 64, generator=g) * 2.0 - 3.0]
-    outputs = [common.output_block("embedding", "EMBEDDING", EMBEDDING_SIZE, source="embedding")]
+    outputs = [common.output("embedding", "EMBEDDING", EMBEDDING_SIZE, source="embedding")]
     if "embedding_pca" in dims:
-        outputs.append(common.output_block("embedding_pca", "EMBEDDING", EMBEDDING_SIZE, source="embedding_pca"))
-    batching, inst = common.serving_blocks(args)
+        outputs.append(common.output("embedding_pca", "EMBEDDING", EMBEDDING_SIZE, source="embedding_pca"))
     final_relu = model.net.embeddings[-1].__class__ is nn.ReLU
     pca_desc = ""
     if model.has_pca:
         pca_desc = f", PCA {args.pca_output}"
         if args.pca_output == "quantized":
             pca_desc += " (round)" if model.pca.round_half else " (floor)"
-    config = common.config_text(
+    config = common.model_config(
         description=f"VGGish 128-d embeddings per 0.96 s patch ({'final ReLU' if final_relu else 'no final ReLU'}{pca_desc})",
-        header=("Written by tools/export/export.py vggish. Front-end: docs/front_ends.md (VGGish).\n"
-                f"checkpoint: {os.path.basename(args.checkpoint)}" + (f", pca: {os.path.basename(args.pca)}" if args.pca else "")
-                + "\n" + style_line),
-        input_block=INPUT_BLOCK, segment_block=SEGMENT_BLOCK, outputs=outputs,
-        batching=batching, instances=inst, warmup_batches=args.warmup_batches)
+        input=input_config(), segment=segment_config(), outputs=outputs, args=args)
+    header = ("Written by tools/export/export.py vggish. Front-end: docs/front_ends.md (VGGish).\n"
+              f"checkpoint: {os.path.basename(args.checkpoint)}" + (f", pca: {os.path.basename(args.pca)}" if args.pca else "")
+              + "\n" + style_line)
     # Quantised values are integers; a float ulp at a level boundary may move
     # one level, so allow 1 there and 1e-4 elsewhere.
     tol = {"embedding": 1e-4, "embedding_pca": 1.0 if args.pca_output == "quantized" else 1e-4}
-    common.export_model_folder(args, eager=model, check_inputs=checks, config=config,
+    common.export_model_folder(args, eager=model, check_inputs=checks, config=config, header=header,
                                tolerance=tol, expected_dims=dims)
