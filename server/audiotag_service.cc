@@ -131,6 +131,8 @@ class AudioTaggerService::StreamReactor final
       if (admitted.ok()) first_check = NextCheck();
     }
     if (!admitted.ok()) {
+      LogCall("AnalyzeStream", context->peer(), admitted,
+              absl::ZeroDuration());
       Finish(ToGrpcStatus(admitted));
       return;
     }
@@ -366,8 +368,8 @@ void AudioTaggerService::RunAnalysis(Reactor* reactor, absl::string_view method,
                                      v1::AnalyzeResponse* response) {
   pool_->Schedule([this, reactor, method, &audio, &options,
                    request_id = std::move(request_id), control, response] {
-    RequestLog log(options_.metrics, control->id(), method, request_id, options,
-                   audio.size());
+    RequestLog log(options_.metrics, repository_, control->id(), method,
+                   request_id, options, audio.size());
     StageTimes stages;
     absl::StatusOr<v1::AnalyzeResponse> result =
         analyzer_->Analyze(audio, options, control, &stages);
@@ -396,6 +398,7 @@ grpc::ServerUnaryReactor* AudioTaggerService::Analyze(
     slot = Admit(size + options_.analysis_bytes_estimate);
   }
   if (!slot.ok()) {
+    LogCall("Analyze", context->peer(), slot.status(), absl::ZeroDuration());
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     reactor->Finish(ToGrpcStatus(slot.status()));
     return reactor;
@@ -418,14 +421,17 @@ AudioTaggerService::AnalyzeStream(grpc::CallbackServerContext* context,
 grpc::ServerUnaryReactor* AudioTaggerService::ListModels(
     grpc::CallbackServerContext* context, const v1::ListModelsRequest* request,
     v1::ListModelsResponse* response) {
+  const absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (absl::Status s = Authorize(*context); !s.ok()) {
+    LogCall("ListModels", context->peer(), s, absl::Now() - start);
     reactor->Finish(ToGrpcStatus(s));
     return reactor;
   }
   for (v1::ModelInfo& info : repository_->List()) {
     *response->add_models() = std::move(info);
   }
+  LogCall("ListModels", context->peer(), absl::OkStatus(), absl::Now() - start);
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }
@@ -433,13 +439,16 @@ grpc::ServerUnaryReactor* AudioTaggerService::ListModels(
 grpc::ServerUnaryReactor* AudioTaggerService::GetModel(
     grpc::CallbackServerContext* context, const v1::GetModelRequest* request,
     v1::ModelInfo* response) {
+  const absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (absl::Status s = Authorize(*context); !s.ok()) {
+    LogCall("GetModel", context->peer(), s, absl::Now() - start);
     reactor->Finish(ToGrpcStatus(s));
     return reactor;
   }
   absl::StatusOr<v1::ModelInfo> info = repository_->Describe(request->name());
   if (info.ok()) *response = *std::move(info);
+  LogCall("GetModel", context->peer(), info.status(), absl::Now() - start);
   reactor->Finish(ToGrpcStatus(info.status()));
   return reactor;
 }

@@ -17,11 +17,14 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "server/audiotag_service.h"
+#include "server/call_metrics.h"
 #include "server/metrics_http_server.h"
+#include "server/reflection_v1.h"
 #include "server/request_log.h"
 #include "server/security.h"
 #include "src/analysis/analyzer.h"
@@ -93,6 +96,10 @@ ABSL_FLAG(int, max_concurrent_streams, 256,
 ABSL_FLAG(std::vector<std::string>, required_models, {},
           "Models that must be READY before the server reports SERVING "
           "(comma-separated); default: any one model.");
+ABSL_FLAG(std::vector<std::string>, default_models, {},
+          "Models a request without `models` runs (comma-separated); default: "
+          "the models ready when the server starts, fixed from then on "
+          "(docs/api.md, \"Default models\").");
 ABSL_FLAG(int, metrics_port, 9464,
           "Port of the Prometheus /metrics endpoint; 0 disables it.");
 ABSL_FLAG(std::string, metrics_host, "127.0.0.1",
@@ -113,6 +120,30 @@ namespace audiotag {
 namespace {
 
 constexpr char kServiceName[] = "audiotag.v1.AudioTagger";
+// SERVING from the moment the server accepts calls until it starts draining,
+// whatever the models' state: what a liveness probe asks.
+constexpr char kLivenessService[] = "liveness";
+
+// One line per model load, reload, unload and failed load.
+void LogModelEvent(const ModelEvent& event) {
+  std::string line =
+      absl::StrCat("msg=model event=", ModelEventKindName(event.kind),
+                   " name=", LogQuote(event.model), " version=", event.version);
+  if (event.kind == ModelEvent::Kind::kReloaded) {
+    absl::StrAppend(&line, " previous_version=", event.previous_version);
+  }
+  if (event.kind == ModelEvent::Kind::kFailed) {
+    absl::StrAppend(&line, " serving_version=", event.serving_version);
+  }
+  if (event.kind != ModelEvent::Kind::kUnloaded) {
+    absl::StrAppend(&line, absl::StrFormat(" seconds=%.3f", absl::ToDoubleSeconds(
+                                                                event.load_time)));
+  }
+  if (!event.reason.empty()) {
+    absl::StrAppend(&line, " reason=", LogQuote(event.reason));
+  }
+  LogLine(event.kind == ModelEvent::Kind::kFailed ? "warn" : "info", line);
+}
 
 // Reflects each model's state in grpc.health.v1 and the metrics: each model
 // name is SERVING while that model is ready; "" and the service name while
@@ -144,6 +175,7 @@ void SyncHealth(const ModelRepository& repository,
                         : required_ready == static_cast<int>(required.size()));
   health->SetServingStatus("", serving);
   health->SetServingStatus(kServiceName, serving);
+  health->SetServingStatus(kLivenessService, !draining);
 }
 
 // Admission flags that cannot work together.
@@ -213,22 +245,14 @@ int Serve() {
       metrics.ObserveQueue(model, absl::ToDoubleSeconds(wait));
     }
   };
+  repo_options.on_event = LogModelEvent;
   absl::StatusOr<std::unique_ptr<ModelRepository>> repository =
       ModelRepository::Open(repo_options);
   if (!repository.ok()) {
     LogLine("error",
-            absl::StrCat("msg=\"cannot open model repository\" error=\"",
-                         repository.status().message(), "\""));
+            absl::StrCat("msg=\"cannot open model repository\" error=",
+                         LogQuote(repository.status().message())));
     return 1;
-  }
-  for (const v1::ModelInfo& info : (*repository)->List()) {
-    LogLine(info.state() == v1::READY ? "info" : "warn",
-            absl::StrCat(
-                "msg=model name=", info.name(), " version=", info.version(),
-                " state=", v1::ModelState_Name(info.state()),
-                info.state_reason().empty()
-                    ? ""
-                    : absl::StrCat(" reason=\"", info.state_reason(), "\"")));
   }
 
   AnalyzerOptions analyzer_options;
@@ -239,7 +263,16 @@ int Serve() {
   analyzer_options.max_in_flight_segments =
       absl::GetFlag(FLAGS_max_in_flight_segments);
   analyzer_options.prebuffer_seconds = absl::GetFlag(FLAGS_prebuffer_seconds);
+  analyzer_options.default_models = absl::GetFlag(FLAGS_default_models);
   Analyzer analyzer(repository->get(), analyzer_options);
+  // Fix the default set now (unless the flag did): the models ready at start.
+  LogLine("info", absl::StrCat("msg=\"default models\" models=",
+                               LogQuote(absl::StrJoin(analyzer.DefaultModels(),
+                                                      ",")),
+                               " from=",
+                               analyzer_options.default_models.empty()
+                                   ? "ready_at_start"
+                                   : "flag"));
   auto pool =
       std::make_unique<ThreadPool>(absl::GetFlag(FLAGS_analysis_threads));
 
@@ -313,6 +346,18 @@ int Serve() {
   builder.SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
   builder.SetMaxSendMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
   builder.RegisterService(&service);
+  ReflectionV1Service reflection_v1(
+      {kServiceName, "grpc.health.v1.Health",
+       "grpc.reflection.v1alpha.ServerReflection",
+       "grpc.reflection.v1.ServerReflection"});
+  builder.RegisterService(&reflection_v1);
+  {
+    std::vector<
+        std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+        interceptors;
+    interceptors.push_back(MakeCallMetricsInterceptorFactory(&metrics));
+    builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  }
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || bound_port == 0) {
     LogLine("error", absl::StrCat("msg=\"cannot listen\" address=", address));

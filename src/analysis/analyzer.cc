@@ -13,34 +13,6 @@
 namespace audiotag {
 namespace {
 
-absl::StatusOr<std::vector<std::shared_ptr<const Model>>> SelectModels(
-    const ModelRepository& repository, const v1::AnalyzeOptions& options) {
-  std::vector<std::shared_ptr<const Model>> models;
-  if (options.models().empty()) {
-    models = repository.ReadyModels();
-    if (models.empty()) {
-      return absl::FailedPreconditionError(
-          "no model is ready to serve; see ListModels for each model's state");
-    }
-    return models;
-  }
-  for (const std::string& name : options.models()) {
-    constexpr size_t kMaxName = 256;
-    if (name.size() > kMaxName) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("a model name is ", name.size(),
-                       " bytes long; names are at most ", kMaxName));
-    }
-    const bool seen =
-        std::any_of(models.begin(), models.end(),
-                    [&](const auto& m) { return m->name() == name; });
-    if (seen) continue;
-    ASSIGN_OR_RETURN(std::shared_ptr<const Model> model, repository.Get(name));
-    models.push_back(std::move(model));
-  }
-  return models;
-}
-
 // The status a failed request reports: a model's own error wins over the
 // cancellation it caused in the request's other models.
 absl::Status FirstError(const std::vector<absl::Status>& errors) {
@@ -163,7 +135,73 @@ v1::AudioInfo ToProto(const AudioInfo& info) {
   return out;
 }
 
+v1::SkippedModel Skip(const std::string& model, absl::string_view reason) {
+  v1::SkippedModel skipped;
+  skipped.set_model(model);
+  skipped.set_reason(std::string(reason));
+  return skipped;
+}
+
 }  // namespace
+
+struct Analyzer::Selection {
+  std::vector<std::shared_ptr<const Model>> models;
+  // Default models left out (not ready).
+  std::vector<v1::SkippedModel> skipped;
+  bool is_default = false;
+};
+
+std::vector<std::string> Analyzer::DefaultModels() const {
+  absl::MutexLock lock(&mu_);
+  if (default_models_.empty()) {
+    for (const auto& model : repository_->ReadyModels()) {
+      default_models_.push_back(model->name());
+    }
+  }
+  return default_models_;
+}
+
+absl::StatusOr<Analyzer::Selection> Analyzer::SelectModels(
+    const v1::AnalyzeOptions& options) const {
+  Selection selection;
+  if (options.models_size() > static_cast<int>(kMaxModelsPerRequest)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the request names ", options.models_size(),
+                     " models; at most ", kMaxModelsPerRequest, " are allowed"));
+  }
+  if (options.models().empty()) {
+    selection.is_default = true;
+    for (const std::string& name : DefaultModels()) {
+      absl::StatusOr<std::shared_ptr<const Model>> model = repository_->Get(name);
+      if (model.ok()) {
+        selection.models.push_back(*std::move(model));
+      } else {
+        selection.skipped.push_back(Skip(name, model.status().message()));
+      }
+    }
+    if (selection.models.empty()) {
+      return absl::FailedPreconditionError(
+          "no default model is ready to serve; see ListModels for each "
+          "model's state");
+    }
+    return selection;
+  }
+  for (const std::string& name : options.models()) {
+    constexpr size_t kMaxName = 256;
+    if (name.size() > kMaxName) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("a model name is ", name.size(),
+                       " bytes long; names are at most ", kMaxName));
+    }
+    const bool seen =
+        std::any_of(selection.models.begin(), selection.models.end(),
+                    [&](const auto& m) { return m->name() == name; });
+    if (seen) continue;
+    ASSIGN_OR_RETURN(std::shared_ptr<const Model> model, repository_->Get(name));
+    selection.models.push_back(std::move(model));
+  }
+  return selection;
+}
 
 absl::StatusOr<v1::AnalyzeResponse> Analyzer::Analyze(
     absl::string_view audio, const v1::AnalyzeOptions& options,
@@ -171,8 +209,8 @@ absl::StatusOr<v1::AnalyzeResponse> Analyzer::Analyze(
   const absl::Time start = absl::Now();
   ASSIGN_OR_RETURN(AggregationOptions aggregation,
                    MakeAggregationOptions(options));
-  ASSIGN_OR_RETURN(auto models, SelectModels(*repository_, options));
-  const RunPlan plan = PlanRuns(models);
+  ASSIGN_OR_RETURN(Selection selection, SelectModels(options));
+  const RunPlan plan = PlanRuns(selection.models);
   std::vector<std::unique_ptr<ModelRun>> runs =
       MakeRuns(plan, control, options_.max_in_flight_segments);
 
@@ -208,9 +246,22 @@ absl::StatusOr<v1::AnalyzeResponse> Analyzer::Analyze(
   }
   errors.push_back(info.status());
   // Audio models first: their Finish waits for the stages downstream.
-  for (auto& run : runs) {
-    if (!info.ok()) break;
-    errors.push_back(run->model().is_stage() ? run->Wait() : run->Finish());
+  std::vector<absl::Status> too_short(runs.size());
+  for (size_t i = 0; i < runs.size() && info.ok(); ++i) {
+    ModelRun& run = *runs[i];
+    absl::Status status = run.model().is_stage() ? run.Wait() : run.Finish();
+    // A default model the audio is too short for is left out, not an error.
+    if (selection.is_default && run.segment_count() == 0 &&
+        (status.ok() || absl::IsInvalidArgument(status))) {
+      too_short[i] =
+          !status.ok() ? status
+                       : absl::InvalidArgumentError(absl::StrCat(
+                             "the audio is shorter than one segment of its "
+                             "source model '",
+                             run.model().source()->name(), "'"));
+      status = absl::OkStatus();
+    }
+    errors.push_back(status);
   }
   // Runs whose own segments failed recorded it; a decode stopped by that
   // failure must not hide it.
@@ -227,8 +278,23 @@ absl::StatusOr<v1::AnalyzeResponse> Analyzer::Analyze(
   response.set_request_id(options.request_id());
   absl::Duration queue, compute;
   const absl::Time aggregate_start = absl::Now();
-  for (int index : plan.results) {
+  for (size_t r = 0; r < plan.results.size(); ++r) {
+    const int index = plan.results[r];
+    if (!too_short[index].ok()) {
+      *response.add_skipped() = Skip(selection.models[r]->name(),
+                                     too_short[index].message());
+      continue;
+    }
     ASSIGN_OR_RETURN(*response.add_results(), runs[index]->Result(aggregation));
+  }
+  if (response.results().empty()) {
+    // Every default model was left out: the first one's reason is the error.
+    for (const absl::Status& s : too_short) {
+      if (!s.ok()) return s;
+    }
+  }
+  for (v1::SkippedModel& skipped : selection.skipped) {
+    *response.add_skipped() = std::move(skipped);
   }
   if (stages != nullptr) {
     stages->decode = decoded - start - prebuffer.in_runs();

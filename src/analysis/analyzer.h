@@ -20,10 +20,14 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "absl/synchronization/mutex.h"
 #include "audiotag/v1/audiotag.pb.h"
 #include "src/audio/decoder.h"
 #include "src/batching/task.h"
@@ -45,6 +49,11 @@ struct AnalyzerOptions {
   // been held. Costs up to this many seconds of PCM per rate per request
   // (30 s at 16 kHz: 1.9 MB). Default 30; 0 streams everything.
   double prebuffer_seconds = 30;
+  // What a request without `models` runs (docs/api.md, "Default models").
+  // Non-empty: these names, always. Empty: the models ready when the first
+  // default request arrives (the server fills it with the models ready at
+  // start), fixed from then on, so a model added later never joins them.
+  std::vector<std::string> default_models;
 };
 
 // Where one request's time went, stage by stage (docs/performance.md). With
@@ -63,14 +72,23 @@ struct StageTimes {
   absl::Duration aggregate;
 };
 
+// Most model names one request may carry; INVALID_ARGUMENT beyond.
+inline constexpr size_t kMaxModelsPerRequest = 64;
+
 class Analyzer {
  public:
   // `repository` must outlive the Analyzer.
   Analyzer(const ModelRepository* repository, AnalyzerOptions options)
-      : repository_(repository), options_(std::move(options)) {}
+      : repository_(repository),
+        options_(std::move(options)),
+        default_models_(options_.default_models) {}
 
   // Runs the request on the calling thread (blocking until its segments have
-  // run). Errors: INVALID_ARGUMENT (bad audio or options), NOT_FOUND (unknown
+  // run). A request without `models` runs the default models; one of them
+  // that is not ready, or whose segment is longer than the audio, is left out
+  // and listed in the response's `skipped` (the call fails only when every
+  // default model is left out). Errors: INVALID_ARGUMENT (bad audio or
+  // options, more than kMaxModelsPerRequest names), NOT_FOUND (unknown
   // model), FAILED_PRECONDITION (model not ready, or no model ready),
   // RESOURCE_EXHAUSTED (limits, full queues), CANCELLED / DEADLINE_EXCEEDED
   // (from `control`), UNAVAILABLE (shutting down), INTERNAL (model failure).
@@ -81,9 +99,20 @@ class Analyzer {
 
   const AnalyzerOptions& options() const { return options_; }
 
+  // The names a request without `models` runs now.
+  std::vector<std::string> DefaultModels() const;
+
  private:
+  struct Selection;
+  absl::StatusOr<Selection> SelectModels(
+      const v1::AnalyzeOptions& options) const;
+
   const ModelRepository* const repository_;
   const AnalyzerOptions options_;
+  mutable absl::Mutex mu_;
+  // The default set once fixed (options_.default_models, or the first ready
+  // set seen).
+  mutable std::vector<std::string> default_models_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace audiotag

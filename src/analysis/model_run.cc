@@ -1,5 +1,6 @@
 #include "src/analysis/model_run.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <string>
@@ -319,7 +320,9 @@ void ModelRun::OnDone(int64_t index, const Release& release,
       }
       if (collect_) outputs_[index] = std::move(result->outputs);
       max_queue_time_ = std::max(max_queue_time_, result->queue_time);
-      compute_time_ += result->compute_time;
+      // This segment's share of its batch, so segments of one request that
+      // shared a batch count its forward time once.
+      compute_time_ += result->compute_time / std::max(1, result->batch_size);
       if (batches_seen_.insert(result->batch_id).second) {
         frontend_time_ += result->frontend_time;
         forward_time_ += result->compute_time - result->frontend_time;
@@ -370,6 +373,11 @@ absl::Duration ModelRun::frontend_time() const {
 absl::Duration ModelRun::forward_time() const {
   absl::MutexLock lock(&mu_);
   return forward_time_;
+}
+
+int64_t ModelRun::segment_count() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int64_t>(spans_.size());
 }
 
 absl::Duration ModelRun::compute_time() const {

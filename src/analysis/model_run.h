@@ -92,9 +92,12 @@ class ModelRun {
   absl::Duration frontend_time() const;
   absl::Duration forward_time() const;
 
-  // Longest queue wait and summed batch compute time of this run's segments.
+  // Longest queue wait of this run's segments, and their share of compute:
+  // per segment, its batch's forward time divided by the batch's size.
   absl::Duration max_queue_time() const;
   absl::Duration compute_time() const;
+  // Segments queued so far (0 when the audio was shorter than one segment).
+  int64_t segment_count() const;
 
  private:
   // Called once per segment when this run and every stage downstream are

@@ -9,6 +9,8 @@
 
 #include <string>
 
+#include "src/metrics/process_metrics.h"
+
 namespace audiotag {
 namespace {
 
@@ -91,6 +93,17 @@ Metrics::Metrics(absl::string_view version)
                "Per request, the time of one stage of its path (label stage: "
                "upload, decode, frontend, queue, forward, aggregate, reply).",
                *registry_)),
+      calls_(Make(prometheus::BuildCounter(), "audiotag_grpc_calls_total",
+                  "Finished gRPC calls of every service, by method and code.",
+                  *registry_)),
+      call_duration_(Make(prometheus::BuildHistogram(),
+                          "audiotag_grpc_call_duration_seconds",
+                          "Time from a call's start to its status, by method.",
+                          *registry_)),
+      calls_in_flight_(Make(prometheus::BuildGauge(),
+                            "audiotag_grpc_calls_in_flight",
+                            "gRPC calls started and not yet finished.",
+                            *registry_)),
       decode_(decode_duration_.Add({}, SecondsBuckets())) {
   build_info_.Add({{"version", std::string(version)}}).Set(1);
   for (int i = 0; i < 7; ++i) {
@@ -113,7 +126,24 @@ void Metrics::ObserveStage(absl::string_view stage, double seconds) {
 Metrics::~Metrics() = default;
 
 std::string Metrics::RenderText() const {
-  return prometheus::TextSerializer().Serialize(registry_->Collect());
+  std::vector<prometheus::MetricFamily> families = registry_->Collect();
+  for (prometheus::MetricFamily& family : CollectProcessMetrics()) {
+    families.push_back(std::move(family));
+  }
+  return prometheus::TextSerializer().Serialize(families);
+}
+
+void Metrics::CallStarted(absl::string_view method) {
+  calls_in_flight_.Add({{"method", std::string(method)}}).Increment();
+}
+
+void Metrics::CallFinished(absl::string_view method, absl::StatusCode code,
+                           double seconds) {
+  const std::string name(method);
+  calls_in_flight_.Add({{"method", name}}).Decrement();
+  calls_.Add({{"method", name}, {"code", absl::StatusCodeToString(code)}})
+      .Increment();
+  call_duration_.Add({{"method", name}}, SecondsBuckets()).Observe(seconds);
 }
 
 Metrics::ModelChildren& Metrics::Children(absl::string_view model) {

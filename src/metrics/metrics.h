@@ -37,7 +37,14 @@ class Metrics {
   // Every metric in Prometheus' text exposition format.
   std::string RenderText() const;
 
-  // One finished call: counted per model ("" when none was resolved).
+  // Every gRPC call, whatever its service: `method` is the full method name
+  // ("/audiotag.v1.AudioTagger/ListModels") or "other". CallStarted raises
+  // the in-flight gauge; CallFinished lowers it and counts the call by code.
+  void CallStarted(absl::string_view method);
+  void CallFinished(absl::string_view method, absl::StatusCode code,
+                    double seconds);
+
+  // One finished analysis: counted per model ("" when none was resolved).
   void RecordRequest(absl::string_view method, absl::string_view model,
                      absl::StatusCode code, double seconds);
   void ObserveDecode(double seconds);
@@ -75,6 +82,9 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& model_version_;
   prometheus::Family<prometheus::Gauge>& build_info_;
   prometheus::Family<prometheus::Histogram>& stage_duration_;
+  prometheus::Family<prometheus::Counter>& calls_;
+  prometheus::Family<prometheus::Histogram>& call_duration_;
+  prometheus::Family<prometheus::Gauge>& calls_in_flight_;
   prometheus::Histogram& decode_;
   // One child per kStages entry, same order.
   prometheus::Histogram* stages_[7];

@@ -168,7 +168,14 @@ class ModelRepositoryImpl : public ModelRepository {
   std::string SourceKey(const std::string& source) const
       ABSL_LOCKS_EXCLUDED(mu_);
   void Apply(const std::string& name, const std::string& fingerprint,
-             LoadResult result) ABSL_LOCKS_EXCLUDED(mu_);
+             LoadResult result, absl::Duration load_time = absl::ZeroDuration())
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void ApplyLocked(const std::string& name, const std::string& fingerprint,
+                   LoadResult result, ModelEvent* event)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Notify(const ModelEvent& event) const {
+    if (options_.on_event) options_.on_event(event);
+  }
   // Stops and destroys retired models nobody else holds any more, sources
   // before their stages (so a source's last callbacks can still reach them).
   void ReleaseRetired(bool all) ABSL_LOCKS_EXCLUDED(mu_);
@@ -197,17 +204,28 @@ class ModelRepositoryImpl : public ModelRepository {
 };
 
 void ModelRepositoryImpl::Prune(const std::vector<std::string>& names) {
-  absl::MutexLock lock(&mu_);
-  const std::set<std::string> present(names.begin(), names.end());
-  for (auto it = entries_.begin(); it != entries_.end();) {
-    if (present.count(it->first) == 0) {
-      if (it->second.model != nullptr) retired_.push_back(it->second.model);
-      it = entries_.erase(it);
-    } else {
-      ++it;
+  std::vector<ModelEvent> events;
+  {
+    absl::MutexLock lock(&mu_);
+    const std::set<std::string> present(names.begin(), names.end());
+    for (auto it = entries_.begin(); it != entries_.end();) {
+      if (present.count(it->first) == 0) {
+        ModelEvent& event = events.emplace_back();
+        event.kind = ModelEvent::Kind::kUnloaded;
+        event.model = it->first;
+        event.version = it->second.model != nullptr
+                            ? it->second.model->version()
+                            : it->second.version;
+        event.reason = "its folder was removed";
+        if (it->second.model != nullptr) retired_.push_back(it->second.model);
+        it = entries_.erase(it);
+      } else {
+        ++it;
+      }
     }
+    for (const std::string& name : names) entries_.try_emplace(name);
   }
-  for (const std::string& name : names) entries_.try_emplace(name);
+  for (const ModelEvent& event : events) Notify(event);
 }
 
 std::string ModelRepositoryImpl::SourceKey(const std::string& source) const {
@@ -233,9 +251,10 @@ void ModelRepositoryImpl::MaybeLoad(const std::string& name,
   }
   load.on_batch = options_.on_batch;
   load.find_source = [this](const std::string& n) { return Get(n); };
+  const absl::Time start = absl::Now();
   LoadResult result = LoadModelFolder(options_.root, name, load);
   if (!result.incomplete) {
-    Apply(name, key, std::move(result));
+    Apply(name, key, std::move(result), absl::Now() - start);
     return;
   }
   absl::MutexLock lock(&mu_);
@@ -269,28 +288,52 @@ void ModelRepositoryImpl::FailCycle(const std::string& name,
 
 void ModelRepositoryImpl::Apply(const std::string& name,
                                 const std::string& fingerprint,
-                                LoadResult result) {
-  absl::MutexLock lock(&mu_);
-  if (stopped_) {
-    if (result.model != nullptr) retired_.push_back(std::move(result.model));
-    return;
+                                LoadResult result, absl::Duration load_time) {
+  ModelEvent event;
+  event.model = name;
+  event.version = result.version;
+  event.load_time = load_time;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopped_) {
+      if (result.model != nullptr) retired_.push_back(std::move(result.model));
+      return;
+    }
+    ApplyLocked(name, fingerprint, std::move(result), &event);
   }
+  Notify(event);
+}
+
+void ModelRepositoryImpl::ApplyLocked(const std::string& name,
+                                      const std::string& fingerprint,
+                                      LoadResult result, ModelEvent* event) {
   Entry& entry = entries_[name];
+  event->previous_version =
+      entry.model != nullptr ? entry.model->version() : 0;
   const Model* const model_before = entry.model.get();
   const v1::ModelState state_before = entry.state;
   entry.fingerprint = fingerprint;
   entry.pending_fingerprint.clear();
+  event->reason = std::string(result.status.message());
   if (result.model != nullptr) {
+    event->kind = entry.model != nullptr ? ModelEvent::Kind::kReloaded
+                                         : ModelEvent::Kind::kLoaded;
     if (entry.model != nullptr) retired_.push_back(std::move(entry.model));
     entry.model = std::move(result.model);
     entry.state = v1::READY;
     entry.reason.clear();
   } else if (entry.model != nullptr && !result.source_failed) {
-    // The new version failed: the old one keeps serving.
+    // The new version failed: the old one keeps serving. Without a version
+    // (the config does not parse, no version folder) the folder failed.
+    event->kind = ModelEvent::Kind::kFailed;
     entry.reason = absl::StrCat(
-        "version ", result.version, " failed to load; still serving version ",
-        entry.model->version(), ": ", result.status.message());
+        result.version > 0
+            ? absl::StrCat("version ", result.version, " failed to load")
+            : std::string("the changed model folder failed to load"),
+        "; still serving version ", entry.model->version(), ": ",
+        result.status.message());
   } else {
+    event->kind = ModelEvent::Kind::kFailed;
     // A stage whose source is gone or incompatible must stop serving too.
     if (entry.model != nullptr) retired_.push_back(std::move(entry.model));
     entry.model = nullptr;
@@ -303,6 +346,8 @@ void ModelRepositoryImpl::Apply(const std::string& name,
   entry.config = std::move(result.config);
   entry.config_valid = result.config_valid;
   entry.version = result.version;
+  event->serving_version = entry.model != nullptr ? entry.model->version() : 0;
+  if (event->kind != ModelEvent::Kind::kFailed) event->reason.clear();
 }
 
 std::vector<std::shared_ptr<const Model>> ModelRepositoryImpl::TakeReleasable(
@@ -370,6 +415,20 @@ void ModelRepositoryImpl::Stop() {
 }
 
 }  // namespace
+
+const char* ModelEventKindName(ModelEvent::Kind kind) {
+  switch (kind) {
+    case ModelEvent::Kind::kLoaded:
+      return "loaded";
+    case ModelEvent::Kind::kReloaded:
+      return "reloaded";
+    case ModelEvent::Kind::kUnloaded:
+      return "unloaded";
+    case ModelEvent::Kind::kFailed:
+      return "failed";
+  }
+  return "unknown";
+}
 
 absl::StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Open(
     const RepositoryOptions& options) {

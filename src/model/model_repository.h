@@ -20,6 +20,32 @@
 
 namespace audiotag {
 
+// One change in a model's lifecycle, for logs (RepositoryOptions::on_event).
+struct ModelEvent {
+  enum class Kind {
+    kLoaded,    // first version of a model now serves
+    kReloaded,  // a new version (or changed config) replaced the serving one
+    kUnloaded,  // the folder is gone; the model no longer serves
+    kFailed,    // a load failed; `serving_version` tells if an older one serves
+  };
+  Kind kind = Kind::kLoaded;
+  std::string model;
+  // The version loaded, unloaded or tried (0 when none could be chosen, e.g.
+  // the config does not parse).
+  int64_t version = 0;
+  // The version serving after the event; 0 if none.
+  int64_t serving_version = 0;
+  // kReloaded: the version replaced.
+  int64_t previous_version = 0;
+  // kFailed: the load error (a config's parse error names file and line).
+  std::string reason;
+  // How long the load took (kLoaded, kReloaded, kFailed).
+  absl::Duration load_time;
+};
+
+// "loaded", "reloaded", "unloaded" or "failed".
+const char* ModelEventKindName(ModelEvent::Kind kind);
+
 struct RepositoryOptions {
   // The folder holding the model folders. Required.
   std::string root;
@@ -32,6 +58,10 @@ struct RepositoryOptions {
   // Called after every batch of every model, from the instance thread that
   // ran it (metrics). Must be cheap and thread-safe. Optional.
   std::function<void(const std::string& model, const BatchStats&)> on_batch;
+  // Called once per load, reload, unload and failed load, from the thread
+  // that scanned (Open's caller for the first scan, then the poller or
+  // Rescan's caller), outside the repository's locks. Optional.
+  std::function<void(const ModelEvent&)> on_event;
 };
 
 class ModelRepository {

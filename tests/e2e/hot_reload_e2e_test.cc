@@ -15,7 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
-#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpc_health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/e2e/e2e_fixture.h"
 #include "tests/model/test_models.h"
@@ -27,6 +27,7 @@ namespace {
 namespace fs = std::filesystem;
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // "gain" version v: EMBEDDING "e" = [v * rms] of each 1 s segment, so every
 // response tells which version computed it.
@@ -166,6 +167,10 @@ TEST(HotReloadE2E, BrokenNewVersionKeepsTheOldOneServing) {
   EXPECT_EQ(info.version(), 1);
   EXPECT_THAT(info.state_reason(),
               HasSubstr("version 2 failed to load; still serving version 1"));
+  const std::string log = (*server)->Log();
+  EXPECT_THAT(log, HasSubstr("msg=model event=loaded name=gain version=1"));
+  EXPECT_THAT(log, HasSubstr("msg=model event=failed name=gain version=2 "
+                             "serving_version=1"));
 
   v1::AnalyzeResponse response;
   grpc::Status status =
@@ -184,6 +189,171 @@ TEST(HotReloadE2E, BrokenNewVersionKeepsTheOldOneServing) {
     EXPECT_EQ(reply.status(), grpc::health::v1::HealthCheckResponse::SERVING)
         << service;
   }
+}
+
+TEST(HotReloadE2E, EveryLifecycleChangeIsLoggedWithItsReason) {
+  const std::string root = NewTempDir("hot-reload-lifecycle");
+  WriteGainModel(root);
+  auto server = ServerProcess::Start(root, {"--poll_interval_seconds=1"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  const auto wait_for_log = [&](const std::string& text) {
+    for (int i = 0; i < 100 && !absl::StrContains((*server)->Log(), text);
+         ++i) {
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    return (*server)->Log();
+  };
+  EXPECT_THAT(wait_for_log("event=loaded name=gain"),
+              HasSubstr("msg=model event=loaded name=gain version=1 seconds="));
+
+  PublishVersion(root, 2, GainForward(2));
+  EXPECT_THAT(wait_for_log("event=reloaded"),
+              HasSubstr("msg=model event=reloaded name=gain version=2 "
+                        "previous_version=1 seconds="));
+
+  // A config that no longer parses: its parse error, not "version 0".
+  WriteTextFile(root + "/gain/config.pbtxt",
+                "input { sample_rate: 16000 waveform {} }\n"
+                "segment { window_samples: 16000 colour: 2 }\n");
+  const std::string log = wait_for_log("event=failed");
+  EXPECT_THAT(log, HasSubstr("msg=model event=failed name=gain"));
+  EXPECT_THAT(log, HasSubstr("colour"));
+  EXPECT_THAT(log, HasSubstr("config.pbtxt"));
+  EXPECT_THAT(log, Not(HasSubstr("version 0")));
+  auto stub = MakeStub((*server)->address());
+  grpc::ClientContext context;
+  v1::GetModelRequest request;
+  request.set_name("gain");
+  v1::ModelInfo info;
+  ASSERT_TRUE(stub->GetModel(&context, request, &info).ok());
+  EXPECT_EQ(info.state(), v1::READY);
+  EXPECT_THAT(info.state_reason(), HasSubstr("still serving version 2"));
+  EXPECT_THAT(info.state_reason(), HasSubstr("colour"));
+  EXPECT_THAT(info.state_reason(), Not(HasSubstr("version 0")));
+
+  fs::remove_all(fs::path(root) / "gain");
+  EXPECT_THAT(wait_for_log("event=unloaded"),
+              HasSubstr("msg=model event=unloaded name=gain version=2"));
+}
+
+// "wide": 3 s segments that drop a partial one (as VGGish does), longer than
+// SineAudio's 2 s.
+void WriteWideModel(const std::string& root, const std::string& name) {
+  WriteModelFolder(root, name, R"pb(
+                     input {
+                       sample_rate: 16000
+                       waveform {}
+                     }
+                     segment { window_samples: 48000 last_segment: LAST_SEGMENT_DROP }
+                     output { name: "e" kind: EMBEDDING dim: 1 }
+                   )pb",
+                   0, 1, GainForward(7));
+}
+
+TEST(HotReloadE2E, HotAddedModelDoesNotChangeDefaultRequests) {
+  const std::string root = NewTempDir("hot-reload-default");
+  WriteGainModel(root);
+  auto server = ServerProcess::Start(root, {"--poll_interval_seconds=1"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  const std::string audio = SineAudio();
+
+  absl::Mutex mu;
+  std::vector<std::string> unexpected;
+  int ok = 0;
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 2; ++t) {
+    clients.emplace_back([&] {
+      auto stub = MakeStub((*server)->address());
+      while (!stop.load()) {
+        v1::AnalyzeResponse response;
+        grpc::Status status = CallAnalyze(*stub, audio, {}, &response, 30);
+        absl::MutexLock lock(&mu);
+        if (!status.ok()) {
+          unexpected.push_back(status.error_message());
+        } else if (response.results_size() != 1 ||
+                   response.results(0).model() != "gain" ||
+                   response.skipped_size() != 0) {
+          unexpected.push_back(response.ShortDebugString());
+        } else {
+          ++ok;
+        }
+      }
+    });
+  }
+  absl::SleepFor(absl::Seconds(1));
+  // One that would fail the 2 s clip, one that would add a result.
+  WriteWideModel(root, "wide");
+  WriteModelFolder(root, "extra",
+                   WaveformConfig(16000,
+                                  "output { name: \"e\" kind: EMBEDDING "
+                                  "dim: 1 }\n"),
+                   0, 1, GainForward(3));
+  std::string log;
+  for (int i = 0; i < 100; ++i) {
+    log = (*server)->Log();
+    if (absl::StrContains(log, "event=loaded name=wide") &&
+        absl::StrContains(log, "event=loaded name=extra")) {
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  absl::SleepFor(absl::Seconds(1));
+  stop = true;
+  for (std::thread& t : clients) t.join();
+  EXPECT_THAT(log, HasSubstr("msg=model event=loaded name=wide version=1"));
+  EXPECT_THAT(log, HasSubstr("msg=model event=loaded name=extra version=1"));
+  absl::MutexLock lock(&mu);
+  EXPECT_GT(ok, 5);
+  EXPECT_THAT(unexpected, ::testing::IsEmpty());
+
+  // Named explicitly, the new models serve.
+  auto stub = MakeStub((*server)->address());
+  v1::AnalyzeOptions options;
+  options.add_models("extra");
+  v1::AnalyzeResponse response;
+  grpc::Status status = CallAnalyze(*stub, audio, options, &response);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+}
+
+TEST(HotReloadE2E, DefaultRequestSkipsAModelTheClipIsTooShortFor) {
+  const std::string root = NewTempDir("default-too-short");
+  WriteGainModel(root);
+  WriteWideModel(root, "wide");
+  auto server = ServerProcess::Start(root, {"--default_models=gain,wide"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = MakeStub((*server)->address());
+  const std::string audio = SineAudio();
+
+  v1::AnalyzeResponse response;
+  grpc::Status status = CallAnalyze(*stub, audio, {}, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(response.results_size(), 1);
+  EXPECT_EQ(response.results(0).model(), "gain");
+  ASSERT_EQ(response.skipped_size(), 1);
+  EXPECT_EQ(response.skipped(0).model(), "wide");
+  EXPECT_THAT(response.skipped(0).reason(), HasSubstr("shorter than"));
+  EXPECT_THAT((*server)->Log(), HasSubstr("skipped=wide"));
+
+  // Named explicitly, a model the clip is too short for fails the call.
+  v1::AnalyzeOptions options;
+  options.add_models("gain");
+  options.add_models("wide");
+  status = CallAnalyze(*stub, audio, options, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("wide"));
+
+  // Every default model too short: the call fails with the reason.
+  AudioSpec spec;
+  spec.seconds = 0.3;
+  absl::StatusOr<std::string> tiny = MakeAudioFile(spec);
+  ASSERT_TRUE(tiny.ok());
+  auto only_wide = ServerProcess::Start(root, {"--default_models=wide"});
+  ASSERT_TRUE(only_wide.ok()) << only_wide.status();
+  auto stub2 = MakeStub((*only_wide)->address());
+  status = CallAnalyze(*stub2, *tiny, {}, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("shorter than"));
 }
 
 }  // namespace

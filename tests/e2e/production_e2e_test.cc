@@ -15,7 +15,7 @@
 #include "absl/time/clock.h"
 #include "audiotag/v1/audiotag.grpc.pb.h"
 #include "gmock/gmock.h"
-#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpc_health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/e2e/e2e_fixture.h"
 #include "tests/e2e/e2e_metrics.h"
