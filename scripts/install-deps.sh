@@ -23,6 +23,7 @@ TEST_PACKAGES=(
   python3 python3-torch python3-torchaudio python3-numpy python3-protobuf
   fluidsynth fluid-soundfont-gm musescore-general-soundfont timgm6mb-soundfont
   yamllint python3-yaml
+  python3-grpcio python3-grpc-tools python3-protobuf
 )
 HARDENING_PACKAGES=(
   clang-14 libclang-rt-14-dev llvm-14

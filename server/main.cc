@@ -136,8 +136,9 @@ void LogModelEvent(const ModelEvent& event) {
     absl::StrAppend(&line, " serving_version=", event.serving_version);
   }
   if (event.kind != ModelEvent::Kind::kUnloaded) {
-    absl::StrAppend(&line, absl::StrFormat(" seconds=%.3f", absl::ToDoubleSeconds(
-                                                                event.load_time)));
+    absl::StrAppend(&line,
+                    absl::StrFormat(" seconds=%.3f",
+                                    absl::ToDoubleSeconds(event.load_time)));
   }
   if (!event.reason.empty()) {
     absl::StrAppend(&line, " reason=", LogQuote(event.reason));
@@ -249,9 +250,8 @@ int Serve() {
   absl::StatusOr<std::unique_ptr<ModelRepository>> repository =
       ModelRepository::Open(repo_options);
   if (!repository.ok()) {
-    LogLine("error",
-            absl::StrCat("msg=\"cannot open model repository\" error=",
-                         LogQuote(repository.status().message())));
+    LogLine("error", absl::StrCat("msg=\"cannot open model repository\" error=",
+                                  LogQuote(repository.status().message())));
     return 1;
   }
 
@@ -266,13 +266,12 @@ int Serve() {
   analyzer_options.default_models = absl::GetFlag(FLAGS_default_models);
   Analyzer analyzer(repository->get(), analyzer_options);
   // Fix the default set now (unless the flag did): the models ready at start.
-  LogLine("info", absl::StrCat("msg=\"default models\" models=",
-                               LogQuote(absl::StrJoin(analyzer.DefaultModels(),
-                                                      ",")),
-                               " from=",
-                               analyzer_options.default_models.empty()
-                                   ? "ready_at_start"
-                                   : "flag"));
+  LogLine(
+      "info",
+      absl::StrCat(
+          "msg=\"default models\" models=",
+          LogQuote(absl::StrJoin(analyzer.DefaultModels(), ",")), " from=",
+          analyzer_options.default_models.empty() ? "ready_at_start" : "flag"));
   auto pool =
       std::make_unique<ThreadPool>(absl::GetFlag(FLAGS_analysis_threads));
 
@@ -346,10 +345,9 @@ int Serve() {
   builder.SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
   builder.SetMaxSendMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
   builder.RegisterService(&service);
-  ReflectionV1Service reflection_v1(
-      {kServiceName, "grpc.health.v1.Health",
-       "grpc.reflection.v1alpha.ServerReflection",
-       "grpc.reflection.v1.ServerReflection"});
+  ReflectionV1Service reflection_v1({kServiceName, "grpc.health.v1.Health",
+                                     "grpc.reflection.v1alpha.ServerReflection",
+                                     "grpc.reflection.v1.ServerReflection"});
   builder.RegisterService(&reflection_v1);
   {
     std::vector<

@@ -74,9 +74,9 @@ v1::ServerReflectionResponse ReflectionV1Service::Answer(
       const google::protobuf::Descriptor* type =
           pool->FindMessageTypeByName(ext.containing_type());
       const google::protobuf::FieldDescriptor* field =
-          type == nullptr ? nullptr
-                          : pool->FindExtensionByNumber(type,
-                                                        ext.extension_number());
+          type == nullptr
+              ? nullptr
+              : pool->FindExtensionByNumber(type, ext.extension_number());
       AnswerFile(field == nullptr ? nullptr : field->file(),
                  absl::StrCat("extension ", ext.extension_number(), " of '",
                               ext.containing_type(), "'"),

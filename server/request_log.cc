@@ -85,13 +85,13 @@ RequestLog::RequestLog(Metrics* metrics, const ModelRepository* repository,
 
 void RequestLog::Finish(const absl::StatusOr<v1::AnalyzeResponse>& result) {
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start_);
-  std::string line = absl::StrCat(
-      "msg=request method=", method_, " id=", id_,
-      " request_id=", LogQuote(request_id_),
-      " models=", LogQuote(ModelsOf(options_, result)),
-      options_.models().empty() ? " default_models=true" : "",
-      " bytes=", bytes_,
-      " code=", absl::StatusCodeToString(result.status().code()));
+  std::string line =
+      absl::StrCat("msg=request method=", method_, " id=", id_,
+                   " request_id=", LogQuote(request_id_),
+                   " models=", LogQuote(ModelsOf(options_, result)),
+                   options_.models().empty() ? " default_models=true" : "",
+                   " bytes=", bytes_,
+                   " code=", absl::StatusCodeToString(result.status().code()));
   if (result.ok()) {
     const v1::Timing& t = result->timing();
     absl::StrAppend(
@@ -105,7 +105,8 @@ void RequestLog::Finish(const absl::StatusOr<v1::AnalyzeResponse>& result) {
       skipped.push_back(s.model());
     }
     if (!skipped.empty()) {
-      absl::StrAppend(&line, " skipped=", LogQuote(absl::StrJoin(skipped, ",")));
+      absl::StrAppend(&line,
+                      " skipped=", LogQuote(absl::StrJoin(skipped, ",")));
     }
   } else {
     absl::StrAppend(&line, " error=", LogQuote(result.status().message()));
@@ -157,8 +158,8 @@ void LogCall(absl::string_view method, absl::string_view peer,
   if (!status.ok()) {
     absl::StrAppend(&line, " error=", LogQuote(status.message()));
   }
-  absl::StrAppend(&line, absl::StrFormat(" total_s=%.4f",
-                                         absl::ToDoubleSeconds(elapsed)));
+  absl::StrAppend(
+      &line, absl::StrFormat(" total_s=%.4f", absl::ToDoubleSeconds(elapsed)));
   LogLine(status.ok() ? "info" : "warn", line);
 }
 

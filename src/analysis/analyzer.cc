@@ -165,14 +165,15 @@ absl::StatusOr<Analyzer::Selection> Analyzer::SelectModels(
     const v1::AnalyzeOptions& options) const {
   Selection selection;
   if (options.models_size() > static_cast<int>(kMaxModelsPerRequest)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the request names ", options.models_size(),
-                     " models; at most ", kMaxModelsPerRequest, " are allowed"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the request names ", options.models_size(), " models; at most ",
+        kMaxModelsPerRequest, " are allowed"));
   }
   if (options.models().empty()) {
     selection.is_default = true;
     for (const std::string& name : DefaultModels()) {
-      absl::StatusOr<std::shared_ptr<const Model>> model = repository_->Get(name);
+      absl::StatusOr<std::shared_ptr<const Model>> model =
+          repository_->Get(name);
       if (model.ok()) {
         selection.models.push_back(*std::move(model));
       } else {
@@ -197,7 +198,8 @@ absl::StatusOr<Analyzer::Selection> Analyzer::SelectModels(
         std::any_of(selection.models.begin(), selection.models.end(),
                     [&](const auto& m) { return m->name() == name; });
     if (seen) continue;
-    ASSIGN_OR_RETURN(std::shared_ptr<const Model> model, repository_->Get(name));
+    ASSIGN_OR_RETURN(std::shared_ptr<const Model> model,
+                     repository_->Get(name));
     selection.models.push_back(std::move(model));
   }
   return selection;
@@ -253,12 +255,12 @@ absl::StatusOr<v1::AnalyzeResponse> Analyzer::Analyze(
     // A default model the audio is too short for is left out, not an error.
     if (selection.is_default && run.segment_count() == 0 &&
         (status.ok() || absl::IsInvalidArgument(status))) {
-      too_short[i] =
-          !status.ok() ? status
-                       : absl::InvalidArgumentError(absl::StrCat(
-                             "the audio is shorter than one segment of its "
-                             "source model '",
-                             run.model().source()->name(), "'"));
+      too_short[i] = !status.ok()
+                         ? status
+                         : absl::InvalidArgumentError(absl::StrCat(
+                               "the audio is shorter than one segment of its "
+                               "source model '",
+                               run.model().source()->name(), "'"));
       status = absl::OkStatus();
     }
     errors.push_back(status);
@@ -281,8 +283,8 @@ absl::StatusOr<v1::AnalyzeResponse> Analyzer::Analyze(
   for (size_t r = 0; r < plan.results.size(); ++r) {
     const int index = plan.results[r];
     if (!too_short[index].ok()) {
-      *response.add_skipped() = Skip(selection.models[r]->name(),
-                                     too_short[index].message());
+      *response.add_skipped() =
+          Skip(selection.models[r]->name(), too_short[index].message());
       continue;
     }
     ASSIGN_OR_RETURN(*response.add_results(), runs[index]->Result(aggregation));

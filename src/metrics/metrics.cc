@@ -96,14 +96,12 @@ Metrics::Metrics(absl::string_view version)
       calls_(Make(prometheus::BuildCounter(), "audiotag_grpc_calls_total",
                   "Finished gRPC calls of every service, by method and code.",
                   *registry_)),
-      call_duration_(Make(prometheus::BuildHistogram(),
-                          "audiotag_grpc_call_duration_seconds",
-                          "Time from a call's start to its status, by method.",
-                          *registry_)),
-      calls_in_flight_(Make(prometheus::BuildGauge(),
-                            "audiotag_grpc_calls_in_flight",
-                            "gRPC calls started and not yet finished.",
-                            *registry_)),
+      call_duration_(Make(
+          prometheus::BuildHistogram(), "audiotag_grpc_call_duration_seconds",
+          "Time from a call's start to its status, by method.", *registry_)),
+      calls_in_flight_(
+          Make(prometheus::BuildGauge(), "audiotag_grpc_calls_in_flight",
+               "gRPC calls started and not yet finished.", *registry_)),
       decode_(decode_duration_.Add({}, SecondsBuckets())) {
   build_info_.Add({{"version", std::string(version)}}).Set(1);
   for (int i = 0; i < 7; ++i) {

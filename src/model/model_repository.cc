@@ -308,8 +308,7 @@ void ModelRepositoryImpl::ApplyLocked(const std::string& name,
                                       const std::string& fingerprint,
                                       LoadResult result, ModelEvent* event) {
   Entry& entry = entries_[name];
-  event->previous_version =
-      entry.model != nullptr ? entry.model->version() : 0;
+  event->previous_version = entry.model != nullptr ? entry.model->version() : 0;
   const Model* const model_before = entry.model.get();
   const v1::ModelState state_before = entry.state;
   entry.fingerprint = fingerprint;

@@ -239,15 +239,16 @@ TEST(HotReloadE2E, EveryLifecycleChangeIsLoggedWithItsReason) {
 // "wide": 3 s segments that drop a partial one (as VGGish does), longer than
 // SineAudio's 2 s.
 void WriteWideModel(const std::string& root, const std::string& name) {
-  WriteModelFolder(root, name, R"pb(
-                     input {
-                       sample_rate: 16000
-                       waveform {}
-                     }
-                     segment { window_samples: 48000 last_segment: LAST_SEGMENT_DROP }
-                     output { name: "e" kind: EMBEDDING dim: 1 }
-                   )pb",
-                   0, 1, GainForward(7));
+  WriteModelFolder(
+      root, name, R"pb(
+        input {
+          sample_rate: 16000
+          waveform {}
+        }
+        segment { window_samples: 48000 last_segment: LAST_SEGMENT_DROP }
+        output { name: "e" kind: EMBEDDING dim: 1 }
+      )pb",
+      0, 1, GainForward(7));
 }
 
 TEST(HotReloadE2E, HotAddedModelDoesNotChangeDefaultRequests) {

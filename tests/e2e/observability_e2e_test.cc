@@ -122,8 +122,9 @@ TEST(ObservabilityE2E, EveryRpcIsCountedAndRefusedCallsAreLogged) {
   EXPECT_EQ(calls("/audiotag.v1.AudioTagger/GetModel", "NOT_FOUND"), 1);
   EXPECT_EQ(calls("/audiotag.v1.AudioTagger/Analyze", "UNAUTHENTICATED"), 1);
   EXPECT_EQ(calls("/grpc.health.v1.Health/Check", "OK"), 1) << text;
-  EXPECT_EQ(MetricValue(text, "audiotag_grpc_calls_in_flight{method=\"/"
-                              "audiotag.v1.AudioTagger/ListModels\"}"),
+  EXPECT_EQ(MetricValue(text,
+                        "audiotag_grpc_calls_in_flight{method=\"/"
+                        "audiotag.v1.AudioTagger/ListModels\"}"),
             0);
   EXPECT_GT(MetricValue(text, "process_resident_memory_bytes").value_or(0),
             1 << 20);
@@ -147,8 +148,7 @@ TEST(ObservabilityE2E, DefaultRequestsLogTheModelsTheyUsed) {
   v1::AnalyzeResponse reply;
   grpc::Status status = CallAnalyze(*stub, Audio(2), {}, &reply);
   ASSERT_TRUE(status.ok()) << status.error_message();
-  EXPECT_THAT((*server)->Log(),
-              HasSubstr("models=stats default_models=true"));
+  EXPECT_THAT((*server)->Log(), HasSubstr("models=stats default_models=true"));
 }
 
 TEST(ObservabilityE2E, UnknownModelNamesAreBoundedInSeriesAndLog) {
@@ -213,7 +213,7 @@ void WriteMatmulModel(const std::string& root) {
                      }
                      segment { window_samples: 16000 }
                      output { name: "e" kind: EMBEDDING dim: 4 }
-                     batching { max_batch_size: 16 max_queue_delay_us: 300000 }
+                     batching { max_batch_size: 16 max_queue_delay_us: 100000 }
                    )pb",
                    0, 1, R"(
 def forward(self, x):

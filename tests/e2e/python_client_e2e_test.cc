@@ -45,9 +45,9 @@ void ExpectExampleClientWorks(const std::string& stubs,
   absl::StatusOr<std::string> file = WriteTempFile("clip.wav", *audio);
   ASSERT_TRUE(file.ok()) << file.status();
   auto run = RunPython(
-      stubs, {std::string(AUDIOTAG_SOURCE_DIR) +
-                  "/client/python/audiotag_example.py",
-              "--address", address, "--model", "stats", *file});
+      stubs,
+      {std::string(AUDIOTAG_SOURCE_DIR) + "/client/python/audiotag_example.py",
+       "--address", address, "--model", "stats", *file});
   ASSERT_TRUE(run.ok()) << run.status();
   EXPECT_EQ(run->exit_code, 0) << run->err;
   EXPECT_THAT(run->out, HasSubstr("\"health\": \"SERVING\""));
@@ -57,10 +57,9 @@ void ExpectExampleClientWorks(const std::string& stubs,
   EXPECT_THAT(run->out, HasSubstr("\"label\": \"loud\""));
 
   // A failing call reaches the user as code and message.
-  auto bad = RunPython(
-      stubs, {std::string(AUDIOTAG_SOURCE_DIR) +
-                  "/client/python/audiotag_example.py",
-              "--address", address, "--model", "nope", *file});
+  auto bad = RunPython(stubs, {std::string(AUDIOTAG_SOURCE_DIR) +
+                                   "/client/python/audiotag_example.py",
+                               "--address", address, "--model", "nope", *file});
   ASSERT_TRUE(bad.ok()) << bad.status();
   EXPECT_EQ(bad->exit_code, 1);
   EXPECT_THAT(bad->err, HasSubstr("NOT_FOUND"));
@@ -91,8 +90,8 @@ TEST_F(PythonClientE2E, StubsFromDebianProtocAndGrpcPythonPlugin) {
 
 TEST_F(PythonClientE2E, StubsFromPython3GrpcTools) {
   const std::string out = NewTempDir("py-grpc-tools");
-  std::vector<std::string> args = {"-m", "grpc_tools.protoc",
-                                   "-I" + ProtoDir(), "--python_out=" + out,
+  std::vector<std::string> args = {"-m", "grpc_tools.protoc", "-I" + ProtoDir(),
+                                   "--python_out=" + out,
                                    "--grpc_python_out=" + out};
   for (const std::string& f : ProtoFiles()) args.push_back(f);
   auto gen = RunPython(out, args);
@@ -117,7 +116,8 @@ TEST_F(PythonClientE2E, ReflectionV1ListsTheServices) {
   EXPECT_THAT(run->out, HasSubstr("audiotag.v1.AudioTagger\n"));
   EXPECT_THAT(run->out, HasSubstr("grpc.health.v1.Health\n"));
   EXPECT_THAT(run->out, HasSubstr("grpc.reflection.v1.ServerReflection\n"));
-  EXPECT_THAT(run->out, HasSubstr("grpc.reflection.v1alpha.ServerReflection\n"));
+  EXPECT_THAT(run->out,
+              HasSubstr("grpc.reflection.v1alpha.ServerReflection\n"));
   EXPECT_THAT(run->out,
               HasSubstr("methods: Analyze AnalyzeStream ListModels GetModel"));
 }
