@@ -14,7 +14,7 @@
 #include "absl/time/time.h"
 #include "audiotag/v1/audiotag.grpc.pb.h"
 #include "client/connection.h"
-#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpc_health/v1/health.grpc.pb.h"
 
 namespace audiotag {
 
