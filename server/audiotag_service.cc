@@ -131,8 +131,7 @@ class AudioTaggerService::StreamReactor final
       if (admitted.ok()) first_check = NextCheck();
     }
     if (!admitted.ok()) {
-      LogCall("AnalyzeStream", context->peer(), admitted,
-              absl::ZeroDuration());
+      LogCall("AnalyzeStream", context->peer(), admitted, absl::ZeroDuration());
       Finish(ToGrpcStatus(admitted));
       return;
     }
