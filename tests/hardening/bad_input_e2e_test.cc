@@ -295,16 +295,29 @@ TEST_F(BadInputE2E, HostileOptionsGetTheRightCode) {
   const std::string wav = GoodWav();
   v1::AnalyzeResponse response;
   {
-    v1::AnalyzeOptions options;  // 10,000 unknown names
+    v1::AnalyzeOptions options;  // 10,000 unknown names: over the cap
     for (int i = 0; i < 10000; ++i) options.add_models(absl::StrCat("m", i));
     grpc::Status status = Analyze(wav, options, &response);
-    EXPECT_EQ(status.error_code(), Code::NOT_FOUND);
+    EXPECT_EQ(status.error_code(), Code::INVALID_ARGUMENT);
     EXPECT_LT(status.error_message().size(), 4096u)
         << "the error names every unknown model";
   }
   {
-    v1::AnalyzeOptions options;  // 10,000 copies of one name run it once
+    v1::AnalyzeOptions options;  // 10,000 copies of one name: over the cap
     for (int i = 0; i < 10000; ++i) options.add_models("stats");
+    grpc::Status status = Analyze(wav, options, &response);
+    EXPECT_EQ(status.error_code(), Code::INVALID_ARGUMENT);
+    EXPECT_LT(status.error_message().size(), 4096u);
+  }
+  {
+    v1::AnalyzeOptions options;  // one unknown name among known ones
+    options.add_models("stats");
+    options.add_models("no_such_model");
+    EXPECT_EQ(Analyze(wav, options, &response).error_code(), Code::NOT_FOUND);
+  }
+  {
+    v1::AnalyzeOptions options;  // copies of one name within the cap run once
+    for (int i = 0; i < 10; ++i) options.add_models("stats");
     ASSERT_TRUE(Analyze(wav, options, &response).ok());
     EXPECT_EQ(response.results_size(), 1);
   }
