@@ -42,8 +42,10 @@ std::string EncodeNpy(int64_t rows, int64_t cols,
   std::string bytes = NpyHeader(rows, cols);
   const size_t header = bytes.size();
   bytes.resize(header + values.size() * sizeof(float));
-  std::memcpy(bytes.data() + header, values.data(),
-              values.size() * sizeof(float));
+  if (!values.empty()) {  // an empty vector's data() may be null
+    std::memcpy(bytes.data() + header, values.data(),
+                values.size() * sizeof(float));
+  }
   return bytes;
 }
 

@@ -46,7 +46,7 @@ std::string Wav(int rate, int channels, bool is_float, const std::string& pcm) {
 
 std::string FloatWav(int rate, const std::vector<float>& samples) {
   std::string pcm(samples.size() * sizeof(float), '\0');
-  std::memcpy(pcm.data(), samples.data(), pcm.size());
+  if (!samples.empty()) std::memcpy(pcm.data(), samples.data(), pcm.size());
   return Wav(rate, 1, true, pcm);
 }
 
@@ -84,7 +84,9 @@ std::vector<float> CliDecode(const std::string& dir, const std::string& path) {
              "cli.raw");
   const std::string bytes = Slurp(raw);
   std::vector<float> out(bytes.size() / sizeof(float));
-  std::memcpy(out.data(), bytes.data(), out.size() * sizeof(float));
+  if (!out.empty()) {
+    std::memcpy(out.data(), bytes.data(), out.size() * sizeof(float));
+  }
   return out;
 }
 
@@ -162,7 +164,9 @@ TEST(ShortAudio, LongerAudioIsResampledAsTheFfmpegCliDoes) {
                "cli16k.raw");
     const std::string bytes = Slurp(raw);
     std::vector<float> cli(bytes.size() / sizeof(float));
-    std::memcpy(cli.data(), bytes.data(), cli.size() * sizeof(float));
+    if (!cli.empty()) {
+      std::memcpy(cli.data(), bytes.data(), cli.size() * sizeof(float));
+    }
     auto out = DecodeAudioToVectors(Slurp(source), {16000}, {});
     ASSERT_TRUE(out.ok()) << out.status();
     ASSERT_EQ((*out)[0].size(), cli.size());

@@ -115,7 +115,7 @@ std::string MakeWav(int rate, int channels, int bits, bool is_float,
 
 std::string FloatWav(const std::vector<float>& values) {
   std::string pcm(values.size() * sizeof(float), '\0');
-  std::memcpy(pcm.data(), values.data(), pcm.size());
+  if (!values.empty()) std::memcpy(pcm.data(), values.data(), pcm.size());
   return MakeWav(16000, 1, 32, true, static_cast<int64_t>(values.size()), pcm);
 }
 
