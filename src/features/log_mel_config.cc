@@ -113,33 +113,17 @@ absl::Status ResolveMel(const v1::LogMelFrontEnd& c, int64_t rate,
   p.mel_scale = c.mel_scale();
   p.mel_norm = c.mel_norm();
   p.zero_dc_bin = c.zero_dc_bin();
-  // Checked before the bank is built, which is n_bins * n_mels floats.
+  // Refused before any bank (n_bins * n_mels floats) is built.
   if (p.n_mels > p.n_bins()) {
     return Invalid(
         "n_mels",
         absl::StrCat("(", p.n_mels, ") is too many for n_fft ", p.n_fft,
                      ": at most n_fft / 2 + 1 = ", p.n_bins(), " bands"));
   }
-  const std::vector<float> bank =
-      MelFilterbank({.n_fft = p.n_fft,
-                     .sample_rate = static_cast<double>(rate),
-                     .n_mels = p.n_mels,
-                     .f_min = p.f_min,
-                     .f_max = p.f_max,
-                     .scale = p.mel_scale,
-                     .norm = p.mel_norm,
-                     .zero_dc_bin = p.zero_dc_bin});
-  // torchaudio's Kaldi banks keep narrow low bands that fall between bins
-  // (AST's 128 bands at n_fft 512 have three), so only the Hz-triangle
-  // scales, where torchaudio warns about it, treat an empty band as an error.
-  const int64_t empty =
-      p.mel_scale == v1::MEL_KALDI ? -1 : FirstEmptyMelBand(bank, p.n_mels);
-  if (empty >= 0) {
-    return Invalid("n_mels",
-                   absl::StrCat("(", p.n_mels, ") is too many for n_fft ",
-                                p.n_fft, " between ", p.f_min, " and ", p.f_max,
-                                " Hz: band ", empty, " covers no FFT bin"));
-  }
+  // A band narrower than one FFT bin (OpenL3 mel256: 256 HTK bands, n_fft 2048
+  // and 48 kHz) is all zeros, as librosa and torchaudio build it (both only
+  // warn): its log is the floor. Published models were trained with such
+  // banks, so it is not an error.
   return absl::OkStatus();
 }
 

@@ -339,6 +339,12 @@ def main():
     p.add_argument("--server_bin", default=os.environ.get(
         "AUDIOTAG_SERVER_BIN", ""), help="default BUILD_DIR/bin/audiotag-server")
     p.add_argument("--keep", action="store_true", help="keep the temp folder")
+    p.add_argument("--clips", dest="clips_flag", default="",
+                   help="clip lengths in seconds, comma-separated (per_request "
+                   "suite; default 1,10,180, or 1,10 with --quick)")
+    p.add_argument("--concurrency", dest="concurrency_flag", default="",
+                   help="closed-loop concurrencies, comma-separated "
+                   "(per_request suite; default 1,8,32, or 1,8 with --quick)")
     p.add_argument("--interactive_seconds", type=float, default=60,
                    help="length of each interactive run (row 5); p99 is a "
                    "percentile, not the maximum, from about 100 requests on")
@@ -369,6 +375,10 @@ def main():
             args.size = "full"
             args.clips, args.concurrency = [1, 10, 180], [1, 8, 32]
             args.open_clip, args.open_seconds = 10, 30
+        if args.clips_flag:
+            args.clips = [float(c) for c in args.clips_flag.split(",")]
+        if args.concurrency_flag:
+            args.concurrency = [int(c) for c in args.concurrency_flag.split(",")]
     elif args.quick:
         args.size, args.cell_seconds = "tiny", 2
         args.clips, args.concurrency = [1, 10], [8]
