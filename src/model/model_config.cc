@@ -16,6 +16,7 @@
 #include "google/protobuf/text_format.h"
 #include "src/common/status_macros.h"
 #include "src/features/log_mel_config.h"
+#include "src/model/output_kind.h"
 
 namespace audiotag {
 namespace {
@@ -165,20 +166,22 @@ absl::Status NormalizeOutputs(v1::ModelConfig* config) {
       return Invalid(field + ".name",
                      absl::StrCat("'", out->name(), "' is used twice"));
     }
-    if (out->kind() == v1::OUTPUT_KIND_UNSPECIFIED) {
-      return Invalid(field + ".kind",
-                     absl::StrCat("output '", out->name(),
-                                  "' needs a kind: TAGS, ACTIVATIONS or "
-                                  "EMBEDDING"));
+    const OutputKindTraits* kind = FindOutputKind(out->kind());
+    if (kind == nullptr) {
+      return Invalid(
+          field + ".kind",
+          out->kind() == v1::OUTPUT_KIND_UNSPECIFIED
+              ? absl::StrCat("output '", out->name(),
+                             "' needs a kind: ", OutputKindNames())
+              : absl::StrCat("output '", out->name(), "' has kind ",
+                             out->kind(), ", not one of ", OutputKindNames()));
     }
     if (out->dim() <= 0) {
       return Invalid(field + ".dim",
                      absl::StrCat("output '", out->name(),
                                   "' needs dim > 0, got ", out->dim()));
     }
-    const bool labelled =
-        out->kind() == v1::TAGS || out->kind() == v1::ACTIVATIONS;
-    if (labelled && out->labels_file().empty()) {
+    if (kind->labelled && out->labels_file().empty()) {
       out->set_labels_file(kDefaultLabelsFile);
     }
     if (absl::StartsWith(out->labels_file(), "/") ||

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "src/model/model_config.h"
+#include "src/model/output_kind.h"
 
 namespace audiotag {
 namespace {
@@ -66,7 +67,10 @@ absl::StatusOr<StageInput> LinkStage(std::shared_ptr<const Model> source,
   StageInput input;
   input.source = ModelSource{std::move(source), index};
   input.shape = input.source.model->output_shape(index);
-  if (input.shape.empty() && out.kind() == v1::TAGS) input.shape = {out.dim()};
+  const OutputKindTraits* kind = FindOutputKind(out.kind());
+  if (input.shape.empty() && kind != nullptr) {
+    input.shape = ShapeFromConfig(*kind, out.dim());
+  }
   return input;
 }
 

@@ -18,6 +18,7 @@
 #include "src/common/status_macros.h"
 #include "src/features/front_end.h"
 #include "src/model/model_config.h"
+#include "src/model/output_kind.h"
 
 namespace audiotag {
 namespace {
@@ -100,19 +101,19 @@ absl::StatusOr<at::Tensor> SelectOutput(const c10::IValue& result,
 
 absl::Status CheckOutputShape(const at::Tensor& t, int64_t batch,
                               const v1::OutputConfig& output) {
-  const bool framewise_ok = output.kind() != v1::TAGS && t.dim() == 3;
-  if ((t.dim() == 2 || framewise_ok) && t.size(0) == batch &&
+  const OutputKindTraits* kind = FindOutputKind(output.kind());
+  if (kind == nullptr) {
+    return absl::InternalError(
+        absl::StrCat("output '", output.name(), "' has kind ", output.kind(),
+                     ", not one of ", OutputKindNames()));
+  }
+  if (AcceptsRank(*kind, t.dim()) && t.size(0) == batch &&
       t.size(t.dim() - 1) == output.dim()) {
     return absl::OkStatus();
   }
-  const std::string expected =
-      output.kind() != v1::TAGS
-          ? absl::StrCat("[", batch, ", ", output.dim(), "] or [", batch,
-                         ", T, ", output.dim(), "]")
-          : absl::StrCat("[", batch, ", ", output.dim(), "]");
-  return absl::InternalError(absl::StrCat("output '", output.name(),
-                                          "' has shape ", ShapeOf(t),
-                                          "; the config expects ", expected));
+  return absl::InternalError(absl::StrCat(
+      "output '", output.name(), "' has shape ", ShapeOf(t),
+      "; the config expects ", ExpectedShapes(*kind, batch, output.dim())));
 }
 
 Tensor ToHost(const at::Tensor& t) {

@@ -202,6 +202,19 @@ INSTANTIATE_TEST_SUITE_P(
         InvalidCase{"version_policy { version: -1 }", "version_policy.version"},
         InvalidCase{"warmup_batches: -1", "warmup_batches"}));
 
+TEST(NormalizeModelConfig, OutputKindMustBeAKnownOne) {
+  absl::Status missing = NormalizeWith("output { name: \"o\" dim: 3 }");
+  EXPECT_EQ(missing.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(missing.message(),
+              HasSubstr("needs a kind: TAGS, ACTIVATIONS or EMBEDDING"));
+  v1::ModelConfig config = Minimal("");
+  config.mutable_output(0)->set_kind(static_cast<v1::OutputKind>(9));
+  absl::Status unknown = NormalizeModelConfig("m", &config);
+  EXPECT_EQ(unknown.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(unknown.message(), HasSubstr("output[0].kind"));
+  EXPECT_THAT(unknown.message(), HasSubstr("has kind 9"));
+}
+
 TEST(NormalizeModelConfig, PadFeaturesNeedsALogMelFrontEnd) {
   const absl::Status status =
       NormalizeWith("segment { last_segment: LAST_SEGMENT_PAD_FEATURES }");
