@@ -5,6 +5,8 @@
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
+#include "src/common/status_macros.h"
+#include "src/model/output_kind.h"
 
 namespace audiotag {
 namespace {
@@ -30,20 +32,58 @@ absl::StatusOr<Rows> SegmentRows(const Tensor& t, int64_t dim,
   return Rows{t.data.data(), n / dim};
 }
 
-// Pools every row of output `o` over all segments. The mean weights each
+// What the aggregation of one output reads: the clip's segments and output
+// `index` of each.
+struct OutputData {
+  const std::vector<SegmentSpan>& spans;
+  const std::vector<std::vector<Tensor>>& outputs;
+  int index;
+  const v1::OutputConfig& config;
+  const Model& model;  // for the labels of a labelled kind
+  double rate;         // samples per second
+  int64_t window;      // samples per segment
+};
+
+// Checks every segment's rows and calls `emit(from, to, row)` for each row
+// that holds audio, in stream order. Times are of the audio: a segment (or a
+// frame of it) is reported over the part of the clip it holds, so a padded
+// last segment ends at the clip's end and a centred first window starts at 0.
+// A frame that lies wholly in padding is left out.
+template <typename Emit>
+absl::Status ForEachRow(const OutputData& in, Emit emit) {
+  const int64_t dim = in.config.dim();
+  for (size_t s = 0; s < in.spans.size(); ++s) {
+    absl::StatusOr<Rows> rows =
+        SegmentRows(in.outputs[s][in.index], dim, in.config.name());
+    if (!rows.ok()) return rows.status();
+    const double start = in.spans[s].start / in.rate;
+    const double step = in.window / in.rate / rows->count;
+    const int64_t first = std::max<int64_t>(in.spans[s].start, 0);
+    const double audio_start = first / in.rate;
+    const double audio_end = (first + in.spans[s].valid) / in.rate;
+    for (int64_t r = 0; r < rows->count; ++r) {
+      const double from = std::max(start + r * step, audio_start);
+      const double to = std::min(start + (r + 1) * step, audio_end);
+      if (rows->count > 1 && to <= from) continue;
+      emit(from, to, rows->data + r * dim);
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Pools every row of the output over all segments. The mean weights each
 // segment by its share of real audio, so a zero-padded tail of a few
 // milliseconds counts for what it is and not as much as a full segment.
-std::vector<float> Pool(const std::vector<SegmentSpan>& spans,
-                        const std::vector<std::vector<Tensor>>& outputs, int o,
-                        int64_t dim, int64_t window, v1::Pooling pooling) {
+std::vector<float> Pool(const OutputData& in, v1::Pooling pooling) {
+  const int64_t dim = in.config.dim();
   const bool max = pooling == v1::POOLING_MAX;
   std::vector<double> pooled(
       dim, max ? -std::numeric_limits<double>::infinity() : 0.0);
   double total_weight = 0;
-  for (size_t s = 0; s < outputs.size(); ++s) {
-    const std::vector<float>& data = outputs[s][o].data;
-    const double weight =
-        std::clamp(static_cast<double>(spans[s].valid) / window, 1e-6, 1.0);
+  for (size_t s = 0; s < in.outputs.size(); ++s) {
+    const std::vector<float>& data = in.outputs[s][in.index].data;
+    const double weight = std::clamp(
+        static_cast<double>(in.spans[s].valid) / in.window, 1e-6, 1.0);
     for (size_t i = 0; i < data.size(); ++i) {
       double& p = pooled[i % dim];
       p = max ? std::max<double>(p, data[i]) : p + weight * data[i];
@@ -76,6 +116,75 @@ void AddTags(const std::vector<float>& scores,
                        ? labels[c]
                        : absl::StrCat("class_", c));
   }
+}
+
+// Report::kRankedTags: the pooled scores, ranked.
+absl::Status AggregateTags(const OutputData& in,
+                           const AggregationOptions& options,
+                           v1::OutputResult* out) {
+  RETURN_IF_ERROR(ForEachRow(in, [](double, double, const float*) {}));
+  if (in.spans.empty()) return absl::OkStatus();
+  AddTags(Pool(in, options.pooling), in.model.labels(in.index), options, out);
+  return absl::OkStatus();
+}
+
+// Report::kTimeline: every row with its times, and the labels; no pooling.
+absl::Status AggregateActivations(const OutputData& in,
+                                  const AggregationOptions& options,
+                                  v1::OutputResult* out) {
+  const int64_t dim = in.config.dim();
+  RETURN_IF_ERROR(ForEachRow(in, [&](double from, double to, const float* row) {
+    v1::ActivationFrame* frame = out->add_frames();
+    frame->set_start_seconds(from);
+    frame->set_end_seconds(to);
+    frame->mutable_scores()->Add(row, row + dim);
+  }));
+  for (const std::string& l : in.model.labels(in.index)) out->add_labels(l);
+  return absl::OkStatus();
+}
+
+// Report::kVectors: the pooled vector and, when asked, every row's.
+absl::Status AggregateEmbedding(const OutputData& in,
+                                const AggregationOptions& options,
+                                v1::OutputResult* out) {
+  const int64_t dim = in.config.dim();
+  RETURN_IF_ERROR(ForEachRow(in, [&](double from, double to, const float* row) {
+    if (!options.segment_embeddings) return;
+    v1::SegmentEmbedding* e = out->add_segments();
+    e->set_start_seconds(from);
+    e->set_end_seconds(to);
+    e->mutable_values()->Add(row, row + dim);
+  }));
+  if (in.spans.empty()) return absl::OkStatus();
+  const std::vector<float> pooled = Pool(in, options.pooling);
+  out->mutable_pooled()->mutable_values()->Add(pooled.begin(), pooled.end());
+  return absl::OkStatus();
+}
+
+bool Selected(Report report, const AggregationOptions& options) {
+  switch (report) {
+    case Report::kRankedTags:
+      return options.tags;
+    case Report::kTimeline:
+      return options.activations;
+    case Report::kVectors:
+      return options.embeddings;
+  }
+  return false;
+}
+
+absl::Status AggregateOutput(Report report, const OutputData& in,
+                             const AggregationOptions& options,
+                             v1::OutputResult* out) {
+  switch (report) {
+    case Report::kRankedTags:
+      return AggregateTags(in, options, out);
+    case Report::kTimeline:
+      return AggregateActivations(in, options, out);
+    case Report::kVectors:
+      return AggregateEmbedding(in, options, out);
+  }
+  return absl::InternalError("unknown Report");
 }
 
 }  // namespace
@@ -129,56 +238,13 @@ absl::StatusOr<v1::ModelResult> Aggregate(
 
   for (int o = 0; o < config.output_size(); ++o) {
     const v1::OutputConfig& oc = config.output(o);
-    const bool wanted = (oc.kind() == v1::TAGS && options.tags) ||
-                        (oc.kind() == v1::ACTIVATIONS && options.activations) ||
-                        (oc.kind() == v1::EMBEDDING && options.embeddings);
-    if (!wanted) continue;
+    const OutputKindTraits* kind = FindOutputKind(oc.kind());
+    if (kind == nullptr || !Selected(kind->report, options)) continue;
     v1::OutputResult* out = result.add_outputs();
     out->set_name(oc.name());
     out->set_kind(oc.kind());
-    const int64_t dim = oc.dim();
-    for (size_t s = 0; s < spans.size(); ++s) {
-      absl::StatusOr<Rows> rows = SegmentRows(outputs[s][o], dim, oc.name());
-      if (!rows.ok()) return rows.status();
-      // Times are of the audio: a segment (or a frame of it) is reported
-      // over the part of the clip it holds, so a padded last segment ends at
-      // the clip's end and a centred first window starts at 0. A frame that
-      // lies wholly in padding is left out.
-      const double start = spans[s].start / rate;
-      const double step = window / rate / rows->count;
-      const int64_t first = std::max<int64_t>(spans[s].start, 0);
-      const double audio_start = first / rate;
-      const double audio_end = (first + spans[s].valid) / rate;
-      for (int64_t r = 0; r < rows->count; ++r) {
-        const float* row = rows->data + r * dim;
-        const double from = std::max(start + r * step, audio_start);
-        const double to = std::min(start + (r + 1) * step, audio_end);
-        if (rows->count > 1 && to <= from) continue;
-        if (oc.kind() == v1::ACTIVATIONS) {
-          v1::ActivationFrame* frame = out->add_frames();
-          frame->set_start_seconds(from);
-          frame->set_end_seconds(to);
-          frame->mutable_scores()->Add(row, row + dim);
-        } else if (oc.kind() == v1::EMBEDDING && options.segment_embeddings) {
-          v1::SegmentEmbedding* e = out->add_segments();
-          e->set_start_seconds(from);
-          e->set_end_seconds(to);
-          e->mutable_values()->Add(row, row + dim);
-        }
-      }
-    }
-    if (oc.kind() == v1::ACTIVATIONS) {
-      for (const std::string& l : model.labels(o)) out->add_labels(l);
-    }
-    if (spans.empty()) continue;
-    std::vector<float> pooled =
-        Pool(spans, outputs, o, dim, window, options.pooling);
-    if (oc.kind() == v1::TAGS) {
-      AddTags(pooled, model.labels(o), options, out);
-    } else if (oc.kind() == v1::EMBEDDING) {
-      out->mutable_pooled()->mutable_values()->Add(pooled.begin(),
-                                                   pooled.end());
-    }
+    const OutputData in{spans, outputs, o, oc, model, rate, window};
+    RETURN_IF_ERROR(AggregateOutput(kind->report, in, options, out));
   }
   return result;
 }

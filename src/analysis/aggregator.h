@@ -1,9 +1,11 @@
 #ifndef AUDIOTAG_SRC_ANALYSIS_AGGREGATOR_H_
 #define AUDIOTAG_SRC_ANALYSIS_AGGREGATOR_H_
 
-// Turns one model's per-segment outputs into the clip-level answer: pooled
-// tags with top-k and threshold, the activation timeline, and per-segment and
-// pooled embeddings.
+// Turns one model's per-segment outputs into the clip-level answer. What each
+// output gives follows its kind's Report (src/model/output_kind.h), one
+// function per Report: pooled tags with top-k and threshold
+// (kRankedTags), the activation timeline (kTimeline), and per-segment and
+// pooled embeddings (kVectors).
 //
 // Thread-compatible: an Aggregator belongs to one request.
 
@@ -45,8 +47,9 @@ absl::StatusOr<AggregationOptions> MakeAggregationOptions(
     const v1::AnalyzeOptions& options);
 
 // `outputs[s][o]` is output o of segment s (no batch axis): shape [dim] or
-// [frames, dim]. Segments are in stream order. INTERNAL if a segment's
-// output does not have the declared size.
+// [frames, dim]. Segments are in stream order. Outputs whose Report the
+// options do not select, and outputs of a kind this build does not know, are
+// left out. INTERNAL if a segment's output does not have the declared size.
 absl::StatusOr<v1::ModelResult> Aggregate(
     const Model& model, const std::vector<SegmentSpan>& spans,
     const std::vector<std::vector<Tensor>>& outputs,

@@ -191,6 +191,78 @@ TEST(Aggregator, WrongOutputSizeIsInternal) {
               ::testing::HasSubstr("'tags'"));
 }
 
+// Each kind fills only the fields of its Report: TAGS the ranked tags,
+// ACTIVATIONS the timeline and labels (nothing pooled), EMBEDDING the pooled
+// vector (and the per-segment ones only when asked).
+TEST(Aggregator, EachKindFillsOnlyItsOwnFields) {
+  auto model = MakeModel();
+  std::vector<SegmentSpan> spans = {{0, 10}, {5, 10}};
+  std::vector<std::vector<Tensor>> outputs = {
+      {T({3}, {1, 2, 3}), T({3}, {1, 2, 3}), T({2}, {1, 2})},
+      {T({3}, {3, 2, 1}), T({3}, {3, 2, 1}), T({2}, {3, 4})}};
+  auto result = Aggregate(*model, spans, outputs, AggregationOptions());
+  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_EQ(result->outputs_size(), 3);
+  const v1::OutputResult& tags = result->outputs(0);
+  EXPECT_EQ(tags.kind(), v1::TAGS);
+  EXPECT_EQ(tags.tags_size(), 3);
+  EXPECT_EQ(tags.frames_size(), 0);
+  EXPECT_EQ(tags.labels_size(), 0);
+  EXPECT_FALSE(tags.has_pooled());
+  const v1::OutputResult& act = result->outputs(1);
+  EXPECT_EQ(act.kind(), v1::ACTIVATIONS);
+  EXPECT_EQ(act.tags_size(), 0);
+  EXPECT_EQ(act.frames_size(), 2);
+  EXPECT_EQ(act.labels_size(), 3);
+  EXPECT_FALSE(act.has_pooled());
+  const v1::OutputResult& emb = result->outputs(2);
+  EXPECT_EQ(emb.kind(), v1::EMBEDDING);
+  EXPECT_EQ(emb.tags_size(), 0);
+  EXPECT_EQ(emb.frames_size(), 0);
+  EXPECT_EQ(emb.segments_size(), 0);  // segment_embeddings not asked
+  EXPECT_THAT(emb.pooled().values(), ElementsAre(2, 3));
+}
+
+// The rows of every selected output are checked, also those of an
+// EMBEDDING output whose segments are not reported.
+TEST(Aggregator, EmbeddingRowsAreCheckedWithoutSegmentEmbeddings) {
+  auto model = MakeModel();
+  std::vector<SegmentSpan> spans = {{0, 10}};
+  std::vector<std::vector<Tensor>> outputs = {
+      {T({3}, {0, 0, 0}), T({3}, {0, 0, 0}), T({3}, {0, 0, 0})}};
+  auto result = Aggregate(*model, spans, outputs, AggregationOptions());
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(std::string(result.status().message()),
+              ::testing::HasSubstr("'emb'"));
+}
+
+// With no segments (a stage whose source gave none), nothing is pooled: no
+// tags, no pooled vector; the timeline is empty but keeps its labels.
+TEST(Aggregator, NoSegmentsPoolNothing) {
+  auto model = MakeModel();
+  auto result = Aggregate(*model, {}, {}, AggregationOptions());
+  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_EQ(result->outputs_size(), 3);
+  EXPECT_EQ(result->outputs(0).tags_size(), 0);
+  EXPECT_THAT(result->outputs(1).labels(), ElementsAre("a", "b", "c"));
+  EXPECT_FALSE(result->outputs(2).has_pooled());
+}
+
+// An output of a kind this build does not know is left out, not guessed at.
+TEST(Aggregator, UnknownKindIsLeftOut) {
+  auto known = MakeModel();
+  v1::ModelConfig config = known->config();
+  config.mutable_output(0)->set_kind(static_cast<v1::OutputKind>(99));
+  Model model(config, 7, {{"a", "b", "c"}, {"a", "b", "c"}, {}}, nullptr);
+  std::vector<SegmentSpan> spans = {{0, 10}};
+  std::vector<std::vector<Tensor>> outputs = {
+      {T({3}, {0, 0, 0}), T({3}, {0, 0, 0}), T({2}, {0, 0})}};
+  auto result = Aggregate(model, spans, outputs, AggregationOptions());
+  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_EQ(result->outputs_size(), 2);
+  EXPECT_EQ(result->outputs(0).name(), "act");
+}
+
 TEST(Aggregator, SelectsOutputsByKind) {
   v1::AnalyzeOptions request;
   request.mutable_outputs()->set_tags(true);
