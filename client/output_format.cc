@@ -6,6 +6,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "google/protobuf/util/json_util.h"
+#include "src/model/output_kind.h"
 
 namespace audiotag {
 namespace {
@@ -64,8 +65,8 @@ std::string AnalyzeTable(const std::string& file,
         absl::StrAppendFormat(&text, "      %-24s %.3f\n", tag.label(),
                               tag.score());
       }
-      if (out.kind() == v1::ACTIVATIONS) AppendActivations(out, &text);
-      if (out.kind() == v1::EMBEDDING) {
+      if (Reports(out.kind(), Report::kTimeline)) AppendActivations(out, &text);
+      if (Reports(out.kind(), Report::kVectors)) {
         const auto& v = out.pooled().values();
         std::vector<std::string> head;
         for (int i = 0; i < std::min(6, v.size()); ++i)

@@ -6,6 +6,7 @@
 #include "absl/strings/str_join.h"
 #include "client/bulk/json_text.h"
 #include "google/protobuf/util/json_util.h"
+#include "src/model/output_kind.h"
 
 namespace audiotag::bulk {
 namespace {
@@ -35,7 +36,7 @@ std::string TagsJson(const v1::AnalyzeResponse& response) {
   std::vector<std::string> entries;
   for (const v1::ModelResult& model : response.results()) {
     for (const v1::OutputResult& output : model.outputs()) {
-      if (output.kind() != v1::TAGS) continue;
+      if (!Reports(output.kind(), Report::kRankedTags)) continue;
       std::vector<std::string> tags;
       for (const v1::Tag& tag : output.tags()) tags.push_back(TagJson(tag));
       entries.push_back(absl::StrCat(JsonString(Key(model, output)), ":[",
@@ -74,7 +75,7 @@ std::string ActivationsJson(const v1::AnalyzeResponse& response) {
   std::vector<std::string> entries;
   for (const v1::ModelResult& model : response.results()) {
     for (const v1::OutputResult& output : model.outputs()) {
-      if (output.kind() != v1::ACTIVATIONS) continue;
+      if (!Reports(output.kind(), Report::kTimeline)) continue;
       entries.push_back(absl::StrCat(JsonString(Key(model, output)), ":",
                                      ActivationSummary(output)));
     }
@@ -138,7 +139,7 @@ AnalyzedTrack FromResponse(const std::string& sha256,
   if (mode == EmbeddingMode::kNone) return track;
   for (const v1::ModelResult& model : response.results()) {
     for (const v1::OutputResult& output : model.outputs()) {
-      if (output.kind() == v1::EMBEDDING) {
+      if (Reports(output.kind(), Report::kVectors)) {
         track.embeddings.push_back(Rows(model, output, mode));
       }
     }
