@@ -17,6 +17,7 @@
 #include "tests/e2e/e2e_fixture.h"
 #include "tests/model/test_models.h"
 #include "tests/testutil/audio_files.h"
+#include "tests/testutil/pki.h"
 #include "tests/testutil/server_process.h"
 
 namespace audiotag::testing {
@@ -24,35 +25,6 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-// A CA, and a server and a client certificate it signed (the server's for
-// 127.0.0.1 and localhost), made with the openssl CLI.
-struct Pki {
-  std::string dir;
-  std::string ca() const { return dir + "/ca.pem"; }
-  std::string server_cert() const { return dir + "/server.pem"; }
-  std::string server_key() const { return dir + "/server.key"; }
-  std::string client_cert() const { return dir + "/client.pem"; }
-  std::string client_key() const { return dir + "/client.key"; }
-};
-
-Pki MakePki() {
-  Pki pki{NewTempDir("audiotag-cli-pki")};
-  const std::string script = absl::StrCat(
-      "set -e; cd ", pki.dir, "\n",
-      "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=cli-ca "
-      "-keyout ca.key -out ca.pem 2>/dev/null\n",
-      "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > san.ext\n",
-      "for who in server client; do\n",
-      "  openssl req -newkey rsa:2048 -nodes -subj /CN=$who -keyout $who.key "
-      "-out $who.csr 2>/dev/null\n",
-      "  openssl x509 -req -in $who.csr -CA ca.pem -CAkey ca.key "
-      "-CAcreateserial -days 2 -extfile san.ext -out $who.pem 2>/dev/null\n",
-      "done\n");
-  auto run = RunCommand({"/bin/sh", "-c", script});
-  EXPECT_TRUE(run.ok() && run->exit_code == 0) << (run.ok() ? run->err : "");
-  return pki;
-}
 
 std::string StatsRepository() {
   const std::string root = NewTempDir("audiotag-cli-models");
@@ -138,7 +110,9 @@ void ExpectEveryCommand(const std::string& address,
 }
 
 TEST(CliTls, ReachesATlsServerOnlyWithTlsFlags) {
-  const Pki pki = MakePki();
+  absl::StatusOr<Pki> made = MakePki();
+  ASSERT_TRUE(made.ok()) << made.status();
+  const Pki& pki = *made;
   auto server = ServerProcess::Start(
       StatsRepository(),
       {"--tls_cert=" + pki.server_cert(), "--tls_key=" + pki.server_key()});
@@ -165,7 +139,9 @@ TEST(CliTls, ReachesATlsServerOnlyWithTlsFlags) {
 }
 
 TEST(CliTls, MutualTlsNeedsTheClientCertificate) {
-  const Pki pki = MakePki();
+  absl::StatusOr<Pki> made = MakePki();
+  ASSERT_TRUE(made.ok()) << made.status();
+  const Pki& pki = *made;
   auto server = ServerProcess::Start(
       StatsRepository(),
       {"--tls_cert=" + pki.server_cert(), "--tls_key=" + pki.server_key(),

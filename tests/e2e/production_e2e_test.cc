@@ -21,6 +21,7 @@
 #include "tests/e2e/e2e_metrics.h"
 #include "tests/model/test_models.h"
 #include "tests/testutil/audio_files.h"
+#include "tests/testutil/pki.h"
 #include "tests/testutil/server_process.h"
 
 namespace audiotag::testing {
@@ -33,35 +34,6 @@ std::string Slurp(const std::string& path) {
   std::ostringstream out;
   out << in.rdbuf();
   return out.str();
-}
-
-// A CA, a server certificate for 127.0.0.1 and a client certificate, made
-// with the openssl CLI.
-struct Pki {
-  std::string dir;
-  std::string ca() const { return dir + "/ca.pem"; }
-  std::string server_cert() const { return dir + "/server.pem"; }
-  std::string server_key() const { return dir + "/server.key"; }
-  std::string client_cert() const { return dir + "/client.pem"; }
-  std::string client_key() const { return dir + "/client.key"; }
-};
-
-Pki MakePki() {
-  Pki pki{NewTempDir("audiotag-pki")};
-  const std::string script = absl::StrCat(
-      "set -e; cd ", pki.dir, "\n",
-      "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca "
-      "-keyout ca.key -out ca.pem 2>/dev/null\n",
-      "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > san.ext\n",
-      "for who in server client; do\n",
-      "  openssl req -newkey rsa:2048 -nodes -subj /CN=$who -keyout $who.key "
-      "-out $who.csr 2>/dev/null\n",
-      "  openssl x509 -req -in $who.csr -CA ca.pem -CAkey ca.key "
-      "-CAcreateserial -days 2 -extfile san.ext -out $who.pem 2>/dev/null\n",
-      "done\n");
-  auto run = RunCommand({"/bin/sh", "-c", script});
-  EXPECT_TRUE(run.ok() && run->exit_code == 0) << (run.ok() ? run->err : "");
-  return pki;
 }
 
 std::string MakeRepository() {
@@ -84,7 +56,9 @@ grpc::Status ListModels(std::shared_ptr<grpc::ChannelCredentials> credentials,
 }
 
 TEST(ProductionE2E, ServesTls) {
-  const Pki pki = MakePki();
+  absl::StatusOr<Pki> made = MakePki();
+  ASSERT_TRUE(made.ok()) << made.status();
+  const Pki& pki = *made;
   auto server = ServerProcess::Start(
       MakeRepository(),
       {"--tls_cert=" + pki.server_cert(), "--tls_key=" + pki.server_key()});
@@ -99,7 +73,9 @@ TEST(ProductionE2E, ServesTls) {
 }
 
 TEST(ProductionE2E, MutualTlsRequiresAClientCertificate) {
-  const Pki pki = MakePki();
+  absl::StatusOr<Pki> made = MakePki();
+  ASSERT_TRUE(made.ok()) << made.status();
+  const Pki& pki = *made;
   auto server =
       ServerProcess::Start(MakeRepository(), {"--tls_cert=" + pki.server_cert(),
                                               "--tls_key=" + pki.server_key(),
