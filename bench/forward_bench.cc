@@ -27,6 +27,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "src/common/command_line.h"
 #include "src/model/model_config.h"
 #include "src/model/torch_runner.h"
 
@@ -164,6 +165,32 @@ int Main() {
 }  // namespace audiotag
 
 int main(int argc, char** argv) {
+  using audiotag::CheckCommandLine;
+  audiotag::ConfigureAbslUsage("audiotag_forward_bench");
+  const audiotag::CommandLine line = CheckCommandLine(argc, argv);
+  if (line.help) {
+    std::cout << "audiotag_forward_bench: segments/s of one model instance's "
+                 "front-end and forward\nat several batch sizes (the bare-"
+                 "forward ceiling).\n\n  audiotag_forward_bench "
+                 "--model_dir=DIR [flags]\n\nFlags:\n"
+              << audiotag::FlagHelp(audiotag::ProgramFlagNames());
+    return 0;
+  }
+  if (line.version) {
+    std::cout << audiotag::VersionString("audiotag_forward_bench") << "\n";
+    return 0;
+  }
+  if (!line.status.ok() || !line.positional.empty()) {
+    std::cerr << "audiotag_forward_bench: "
+              << (line.status.ok() ? "takes no positional arguments"
+                                   : line.status.message())
+              << "\n(see `audiotag_forward_bench --help`)\n";
+    return 2;
+  }
   absl::ParseCommandLine(argc, argv);
+  if (absl::GetFlag(FLAGS_dry_run)) {
+    std::cout << "ok\n";
+    return 0;
+  }
   return audiotag::Main();
 }

@@ -135,6 +135,25 @@ TEST(CliHelp, ServerHelpListsEveryServerFlag) {
   ExpectNoBuildPaths(help.out);
 }
 
+// scripts/run-benchmarks.sh and docs/performance.md call it by hand too.
+TEST(CliHelp, ForwardBenchHelpListsItsFlagsAndRejectsUnknownOnes) {
+#ifndef AUDIOTAG_HAVE_FORWARD_BENCH
+  GTEST_SKIP() << "built with AUDIOTAG_BUILD_BENCH=OFF";
+#endif
+  const CommandResult help = Exec("audiotag_forward_bench", {"--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  const std::vector<std::string> flags =
+      FlagsDefinedIn("bench/forward_bench.cc");
+  EXPECT_GE(flags.size(), 5u);
+  for (const std::string& flag : flags) {
+    EXPECT_THAT(help.out, HasSubstr("  --" + flag + "=")) << flag;
+  }
+  ExpectNoBuildPaths(help.out);
+  const CommandResult bad = Exec("audiotag_forward_bench", {"--batch_size=4"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(bad.err, HasSubstr("--batch_size"));
+}
+
 TEST(CliVersion, BothBinariesPrintTheBuildsVersion) {
   for (const std::string binary : {"audiotag", "audiotag-server"}) {
     const CommandResult version = Exec(binary, {"--version"});
