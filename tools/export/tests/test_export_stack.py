@@ -8,6 +8,7 @@ exports it with export.py and checks that
   - config.pbtxt parses as an audiotag.v1.ModelConfig (the module protoc
     generates from proto/audiotag/v1/model_config.proto) and starts with the
     exporter's comment header;
+  - (panns, openl3) the segment window and hop are the published ones;
   - the folder holds <version>/model.pt (and labels.txt for tagging models),
     and no staging folder is left beside it;
   - (vggish and passt, one family of each argument style, to keep the test
@@ -42,6 +43,10 @@ FAMILIES = {
     "passt": (["--depth", "1", "--classes", "20"], [], True, ["tags", "activations", "embedding"]),
     "ast": (["--depth", "1"], [], True, ["tags", "activations", "embedding"]),
 }
+# The published framing of the families whose parity tests serve test-only
+# framings (test_parity.py: PANNs 2 s windows, OpenL3 0.35 s hops): family ->
+# (window_samples, hop_samples) the default export must write.
+DEFAULT_SEGMENT = {"panns": (320000, 320000), "openl3": (48000, 4800)}
 CHECKPOINT_FLAG = {"vggish": True, "panns": True, "openl3": True, "passt": False, "ast": False}
 # The publishing rules are family-independent; checked on one family per parser.
 PUBLISHING_CHECKED = ("vggish", "passt")
@@ -87,6 +92,9 @@ def check_family(family, wd):
     names = [o.name for o in config.output]
     assert names == outputs, f"{family}: outputs {names}, want {outputs}"
     assert config.batching.max_batch_size > 0, f"{family}: no batching block"
+    if family in DEFAULT_SEGMENT:
+        got = (config.segment.window_samples, config.segment.hop_samples)
+        assert got == DEFAULT_SEGMENT[family], f"{family}: segment (window, hop) {got}, want {DEFAULT_SEGMENT[family]}"
     assert os.path.isfile(os.path.join(out, "1", "model.pt")), f"{family}: no 1/model.pt"
     assert os.path.isfile(os.path.join(out, "labels.txt")) == has_labels, f"{family}: labels.txt"
     left = sorted(e for e in os.listdir(repo) if e != family)
