@@ -415,6 +415,11 @@ def export_model_folder(args, *, eager: torch.nn.Module, check_inputs: Sequence[
     outputs (the config) and the check inputs. Raises ExportError on failure,
     before anything is written."""
     eager.eval()
+    # Refuse before scripting and checking (a minute for a large network);
+    # write_model_folder checks again when it publishes.
+    version_dir = os.path.join(os.path.abspath(args.out), str(args.version))
+    if os.path.exists(version_dir) and not args.force:
+        raise ExportError(f"{version_dir} exists (use --force to replace it)")
     tol = tolerance
     if getattr(args, "check_tolerance", None) is not None:  # --check-tolerance overrides every output
         tol = args.check_tolerance

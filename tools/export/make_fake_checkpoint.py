@@ -25,7 +25,7 @@ import passt  # noqa: E402
 import vggish  # noqa: E402
 
 
-def main() -> int:
+def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("family", choices=("vggish", "panns", "openl3", "passt", "ast"))
     p.add_argument("out")
@@ -37,7 +37,7 @@ def main() -> int:
     p.add_argument("--mel-norm", choices=sorted(openl3.MEL_NORMS), default="area", help="openl3: the mel bank")
     p.add_argument("--classes", type=int, default=527, help="passt (527 or 20), ast")
     p.add_argument("--depth", type=int, default=12, help="passt, ast: transformer blocks")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     if a.family == "vggish":
         vggish.random_checkpoint(a.out, a.seed, a.pca)
     elif a.family == "panns":

@@ -23,9 +23,10 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from export_tools import run_tool  # noqa: E402
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-EXPORT_PY = os.path.join(REPO_ROOT, "tools", "export", "export.py")
-PYTHON = "/usr/bin/python3"
 
 
 class ParityFailure(AssertionError):
@@ -155,10 +156,10 @@ class Server:
 
 
 def export(args: List[str]) -> None:
-    cmd = ["nice", "-n", "10", PYTHON, EXPORT_PY, *args]
-    log("$ " + " ".join(cmd[3:]))
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    sys.stdout.write(r.stdout)
+    """tools/export/export.py ARGS, run in this process (export_tools.py)."""
+    log("$ export.py " + " ".join(args))
+    r = run_tool("export.py", args)
+    sys.stdout.write(r.stdout + r.stderr)
     if r.returncode != 0:
         raise ParityFailure(f"export failed ({r.returncode})")
 

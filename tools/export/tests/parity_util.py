@@ -18,6 +18,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from export_tools import run_tool  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 EXPORT_DIR = os.path.join(ROOT, "tools", "export")
@@ -41,6 +44,15 @@ def run(cmd: List[str], **kw) -> subprocess.CompletedProcess:
 
 def check_run(cmd: List[str], what: str) -> str:
     r = run(cmd)
+    if r.returncode != 0:
+        raise AssertionError(f"{what} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+    return r.stdout + r.stderr
+
+
+def check_tool(script: str, argv: List[str], what: str) -> str:
+    """tools/export/<script> ARGV, run in this process (export_tools.py);
+    raises when it fails. Returns what it printed."""
+    r = run_tool(script, argv)
     if r.returncode != 0:
         raise AssertionError(f"{what} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
     return r.stdout + r.stderr
@@ -210,8 +222,7 @@ def check_strict_loading(exporter: str, checkpoint: str, workdir: str,
         edit(bad)
         path = os.path.join(workdir, f"bad_{label}.pt")
         torch.save(bad, path)
-        r = run([sys.executable, os.path.join(EXPORT_DIR, exporter), path,
-                 "--out", os.path.join(workdir, f"bad_{label}_out")])
+        r = run_tool(exporter, [path, "--out", os.path.join(workdir, f"bad_{label}_out")])
         os.remove(path)
         assert r.returncode != 0, f"export accepted a checkpoint with a {label} key"
         assert key in r.stderr and label in r.stderr, (

@@ -15,22 +15,25 @@ exports it with export.py and checks that
     short) a failed TorchScript check (--check-tolerance -1) writes nothing,
     and exporting over an existing version needs --force, which replaces it.
 
-The served numbers are the parity tests' business (test_parity*.py).
+The served numbers are the parity tests' business (test_parity*.py). The
+tools run inside this process (export_tools.py: their main(argv), without
+a new interpreter per call).
 Usage: /usr/bin/python3 tools/export/tests/test_export_stack.py [--keep DIR]
 """
 
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXPORT_DIR = os.path.dirname(HERE)
 sys.path.insert(0, EXPORT_DIR)
+sys.path.insert(0, HERE)
 
 import common  # noqa: E402
+from export_tools import run_tool  # noqa: E402
 from google.protobuf import text_format  # noqa: E402
 
 # family -> (make_fake_checkpoint arguments, export arguments after the
@@ -53,7 +56,8 @@ PUBLISHING_CHECKED = ("vggish", "passt")
 
 
 def run(cmd):
-    return subprocess.run([sys.executable] + cmd, capture_output=True, text=True)
+    """cmd = [tools/export/<script>, args...], run in this process (export_tools.py)."""
+    return run_tool(cmd[0], cmd[1:])
 
 
 def must(r, what):

@@ -22,7 +22,6 @@ not, and checks every window's reported times against openl3's framing.
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from typing import List
@@ -84,10 +83,10 @@ VGGISH_CASES = [
 
 
 def export_must_fail(args: List[str], wanted: str, report: H.Report, what: str) -> None:
-    cmd = ["nice", "-n", "10", H.PYTHON, H.EXPORT_PY, *args]
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    report.require(what, r.returncode != 0 and wanted in r.stdout,
-                   f"exit {r.returncode}; output: {r.stdout.strip()[-400:]}")
+    r = H.run_tool("export.py", args)
+    text = r.stdout + r.stderr
+    report.require(what, r.returncode != 0 and wanted in text,
+                   f"exit {r.returncode}; output: {text.strip()[-400:]}")
 
 
 def test_vggish(wd: str, server_bin, report: H.Report) -> None:

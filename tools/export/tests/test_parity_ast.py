@@ -100,10 +100,10 @@ def main() -> int:
         ckpt = os.path.join(work, "audioset_10_10_0.4593.pth")
         repo = os.path.join(work, "repo")
         name = "ast"
-        exporter = os.path.join(pu.EXPORT_DIR, "ast_export.py")
-        pu.log(pu.check_run([sys.executable, exporter, "--make-random-checkpoint", ckpt,
-                             "--depth", str(args.depth), "--seed", "11"],
-                            "random checkpoint").strip())
+        exporter = "ast_export.py"
+        pu.log(pu.check_tool(exporter, ["--make-random-checkpoint", ckpt,
+                                        "--depth", str(args.depth), "--seed", "11"],
+                             "random checkpoint").strip())
         pu.check_strict_loading("ast_export.py", ckpt, work, "module.v.head_dist.bias",
                                 "module.v.blocks.0.attn.extra")
         # A CSV in AudioSet's format, with a quoted name holding a comma.
@@ -114,9 +114,8 @@ def main() -> int:
                 f.write(f'{i},/m/{i:05d},"Label {i}, test"\n')
         # --max-batch-size 2: both segments still go through in one batch, and
         # the server's warm-up runs 2 + 1 segments instead of 4 + 1.
-        pu.log(pu.check_run([sys.executable, exporter, ckpt, "--labels", csv_path,
-                             "--max-batch-size", "2", "--out", os.path.join(repo, name)],
-                            "export").strip())
+        pu.log(pu.check_tool(exporter, [ckpt, "--labels", csv_path, "--max-batch-size", "2",
+                                        "--out", os.path.join(repo, name)], "export").strip())
         audio = os.path.join(work, "test.flac")
         pu.write_test_audio(audio, RATE, SECONDS)
         t_export = time.time()

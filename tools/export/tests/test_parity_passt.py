@@ -99,17 +99,15 @@ def main() -> int:
         ckpt = os.path.join(work, "passt-s-f128-p16-s10-ap.476-swa.pt")
         repo = os.path.join(work, "repo")
         name = "passt"
-        pu.log(pu.check_run([sys.executable, os.path.join(pu.EXPORT_DIR, "passt.py"),
-                             "--make-random-checkpoint", ckpt, "--classes",
-                             str(args.classes), "--depth", str(args.depth), "--seed", "7"],
-                            "random checkpoint").strip())
+        pu.log(pu.check_tool("passt.py", ["--make-random-checkpoint", ckpt, "--classes",
+                                          str(args.classes), "--depth", str(args.depth),
+                                          "--seed", "7"], "random checkpoint").strip())
         pu.check_strict_loading("passt.py", ckpt, work, "head_dist.bias",
                                 "blocks.0.attn.extra")
         # --max-batch-size 2: both segments still go through in one batch, and
         # the server's warm-up runs 2 + 1 segments instead of 4 + 1.
-        pu.log(pu.check_run([sys.executable, os.path.join(pu.EXPORT_DIR, "passt.py"), ckpt,
-                             "--max-batch-size", "2", "--out", os.path.join(repo, name)],
-                            "export").strip())
+        pu.log(pu.check_tool("passt.py", [ckpt, "--max-batch-size", "2",
+                                          "--out", os.path.join(repo, name)], "export").strip())
         audio = os.path.join(work, "test.flac")
         pu.write_test_audio(audio, RATE, SECONDS)
         t_export = time.time()
