@@ -154,7 +154,6 @@ absl::Status MonoResampler::Emit(const float* data, int64_t count) {
     if (pending_.empty() && count >= max_chunk_samples_) {
       RETURN_IF_ERROR(
           (*sink_)(rate_index_, absl::MakeConstSpan(data, max_chunk_samples_)));
-      samples_out_ += max_chunk_samples_;
       data += max_chunk_samples_;
       count -= max_chunk_samples_;
       continue;
@@ -167,7 +166,6 @@ absl::Status MonoResampler::Emit(const float* data, int64_t count) {
     count -= n;
     if (static_cast<int64_t>(pending_.size()) == max_chunk_samples_) {
       RETURN_IF_ERROR((*sink_)(rate_index_, pending_));
-      samples_out_ += max_chunk_samples_;
       pending_.clear();
     }
   }
@@ -248,7 +246,6 @@ absl::Status MonoResampler::Finish() {
   if (swr_ != nullptr) RETURN_IF_ERROR(FlushConverter());
   if (!pending_.empty()) {
     RETURN_IF_ERROR((*sink_)(rate_index_, pending_));
-    samples_out_ += static_cast<int64_t>(pending_.size());
     pending_.clear();
   }
   swr_.reset();

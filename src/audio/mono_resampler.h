@@ -47,9 +47,6 @@ class MonoResampler {
   // Drains the converter's delay line and hands over the last partial chunk.
   absl::Status Finish();
 
-  // Samples handed to the sink so far.
-  int64_t samples_out() const { return samples_out_; }
-
  private:
   bool Matches(const AVFrame& frame) const;
   absl::Status Rebuild(const AVFrame& frame);
@@ -83,7 +80,6 @@ class MonoResampler {
   AVChannelLayout in_layout_ = {};
   std::vector<float> scratch_;
   std::vector<float> pending_;
-  int64_t samples_out_ = 0;
   // Input consumed and output produced since the converter was (re)built.
   int64_t in_stretch_ = 0;
   int64_t out_stretch_ = 0;

@@ -21,10 +21,10 @@
 
 namespace audiotag {
 
-// Where a stage's input comes from: output `output` (an index into the
-// source's config outputs) of `model`. Empty for audio models.
 class Model;
 
+// Where a stage's input comes from: output `output` (an index into the
+// source's config outputs) of `model`. Empty for audio models.
 struct ModelSource {
   std::shared_ptr<const Model> model;
   int output = -1;

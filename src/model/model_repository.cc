@@ -91,6 +91,7 @@ class ModelRepositoryImpl : public ModelRepository {
 
   void StartPolling() {
     if (options_.poll_interval <= absl::ZeroDuration()) return;
+    absl::MutexLock lock(&stop_mu_);
     poller_ = std::thread([this] {
       while (!stop_polling_.WaitForNotificationWithTimeout(
           options_.poll_interval)) {
@@ -199,8 +200,12 @@ class ModelRepositoryImpl : public ModelRepository {
   std::vector<std::shared_ptr<const Model>> retired_ ABSL_GUARDED_BY(mu_);
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
 
+  // Serializes whole Stop calls, so that any number of threads may call it at
+  // once: one notifies the poller and joins it, the others wait until it
+  // has stopped everything and then find nothing left to do.
+  absl::Mutex stop_mu_ ABSL_ACQUIRED_BEFORE(rescan_mu_);
   absl::Notification stop_polling_;
-  std::thread poller_;
+  std::thread poller_ ABSL_GUARDED_BY(stop_mu_);
 };
 
 void ModelRepositoryImpl::Prune(const std::vector<std::string>& names) {
@@ -400,6 +405,7 @@ void ModelRepositoryImpl::Rescan() {
 }
 
 void ModelRepositoryImpl::Stop() {
+  absl::MutexLock stop_lock(&stop_mu_);
   if (!stop_polling_.HasBeenNotified()) stop_polling_.Notify();
   if (poller_.joinable()) poller_.join();
   absl::MutexLock rescan_lock(&rescan_mu_);

@@ -93,6 +93,8 @@ class ModelRepository {
   virtual void Rescan() = 0;
 
   // Stops polling and every model's scheduler (queued work is run first).
+  // Idempotent; several threads may call it at once, and each call returns
+  // once everything is stopped.
   virtual void Stop() = 0;
 };
 

@@ -309,10 +309,6 @@ const std::vector<std::vector<int64_t>>& TorchRunner::output_shapes() const {
 
 const std::string& TorchRunner::device() const { return impl_->device_name; }
 
-int TorchRunner::intra_op_threads() const {
-  return impl_->config.instances().intra_op_threads();
-}
-
 void SetProcessIntraOpThreads(int threads) {
   if (threads > 0) at::set_num_threads(threads);
 }

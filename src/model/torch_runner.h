@@ -15,8 +15,8 @@
 // (one OpenMP/MKL pool setting shared by every thread that has not yet run an
 // op), so a per-instance setting cannot be honoured exactly. audiotag sets it
 // once per process (SetProcessIntraOpThreads, from
-// RepositoryOptions::default_intra_op_threads) and each runner only records
-// its configured InstanceConfig.intra_op_threads (intra_op_threads()).
+// RepositoryOptions::default_intra_op_threads); InstanceConfig.intra_op_threads
+// is validated and shown with the config, but no runner applies it.
 
 #include <cstdint>
 #include <memory>
@@ -73,9 +73,6 @@ class TorchRunner : public BatchRunner {
 
   // The device the module lives on ("cpu", "cuda:0").
   const std::string& device() const;
-  // InstanceConfig.intra_op_threads as configured (0 = process default); see
-  // the note on intra-op threads above.
-  int intra_op_threads() const;
 
  private:
   struct Impl;
