@@ -29,6 +29,7 @@
 #include "server/security.h"
 #include "src/analysis/analyzer.h"
 #include "src/common/command_line.h"
+#include "src/common/status_macros.h"
 #include "src/common/thread_pool.h"
 #include "src/metrics/metrics.h"
 #include "src/model/model_repository.h"
@@ -146,38 +147,75 @@ void LogModelEvent(const ModelEvent& event) {
   LogLine(event.kind == ModelEvent::Kind::kFailed ? "warn" : "info", line);
 }
 
-// Reflects each model's state in grpc.health.v1 and the metrics: each model
-// name is SERVING while that model is ready; "" and the service name while
-// every required model is ready (or, with none required, any model).
-void SyncHealth(const ModelRepository& repository,
-                const std::vector<std::string>& required,
-                grpc::HealthCheckServiceInterface* health, Metrics* metrics,
-                bool draining) {
-  bool any_ready = false;
-  int required_ready = 0;
-  for (const v1::ModelInfo& info : repository.List()) {
-    const bool ready = info.state() == v1::READY;
-    any_ready |= ready;
-    if (ready && absl::c_linear_search(required, info.name())) {
-      ++required_ready;
-    }
-    health->SetServingStatus(info.name(), ready && !draining);
-    metrics->SetModelState(info.name(), info.version(), ready);
-    if (ready) {
-      if (auto model = repository.Get(info.name()); model.ok()) {
-        metrics->SetQueueDepth(info.name(),
-                               (*model)->scheduler().queue_depth());
+// Keeps grpc.health.v1 and the model metrics in step with the repository:
+// each model name is SERVING while that model is ready; "" and the service
+// name while every required model is ready (or, with none required, any
+// model). Synced on Sync, and once a second between StartPeriodic and
+// StopPeriodic.
+class HealthReporter {
+ public:
+  // Every pointer must outlive the reporter.
+  HealthReporter(const ModelRepository* repository,
+                 std::vector<std::string> required,
+                 grpc::HealthCheckServiceInterface* health, Metrics* metrics)
+      : repository_(repository),
+        required_(std::move(required)),
+        health_(health),
+        metrics_(metrics) {}
+  ~HealthReporter() { StopPeriodic(); }
+
+  HealthReporter(const HealthReporter&) = delete;
+  HealthReporter& operator=(const HealthReporter&) = delete;
+
+  // `draining`: every service NOT_SERVING, whatever the models' state.
+  void Sync(bool draining = false) const {
+    bool any_ready = false;
+    int required_ready = 0;
+    for (const v1::ModelInfo& info : repository_->List()) {
+      const bool ready = info.state() == v1::READY;
+      any_ready |= ready;
+      if (ready && absl::c_linear_search(required_, info.name())) {
+        ++required_ready;
+      }
+      health_->SetServingStatus(info.name(), ready && !draining);
+      metrics_->SetModelState(info.name(), info.version(), ready);
+      if (ready) {
+        if (auto model = repository_->Get(info.name()); model.ok()) {
+          metrics_->SetQueueDepth(info.name(),
+                                  (*model)->scheduler().queue_depth());
+        }
       }
     }
+    const bool serving =
+        !draining &&
+        (required_.empty()
+             ? any_ready
+             : required_ready == static_cast<int>(required_.size()));
+    health_->SetServingStatus("", serving);
+    health_->SetServingStatus(kServiceName, serving);
+    health_->SetServingStatus(kLivenessService, !draining);
   }
-  const bool serving =
-      !draining &&
-      (required.empty() ? any_ready
-                        : required_ready == static_cast<int>(required.size()));
-  health->SetServingStatus("", serving);
-  health->SetServingStatus(kServiceName, serving);
-  health->SetServingStatus(kLivenessService, !draining);
-}
+
+  void StartPeriodic() {
+    thread_ = std::thread([this] {
+      while (!stop_.WaitForNotificationWithTimeout(absl::Seconds(1))) Sync();
+    });
+  }
+
+  void StopPeriodic() {
+    if (!thread_.joinable()) return;
+    stop_.Notify();
+    thread_.join();
+  }
+
+ private:
+  const ModelRepository* const repository_;
+  const std::vector<std::string> required_;
+  grpc::HealthCheckServiceInterface* const health_;
+  Metrics* const metrics_;
+  absl::Notification stop_;
+  std::thread thread_;
+};
 
 // Admission flags that cannot work together.
 absl::Status CheckAdmission(const ServiceOptions& o) {
@@ -200,132 +238,145 @@ absl::Status CheckAdmission(const ServiceOptions& o) {
   return absl::OkStatus();
 }
 
-int Serve() {
-  // SIGTERM/SIGINT are taken by a waiting thread, so block them in every
-  // thread before any is started.
+// The steps of Serve, in the order it takes them. A step that fails returns
+// why; Serve logs it (StartupFailed) and exits 1.
+
+int StartupFailed(absl::string_view what, const absl::Status& status) {
+  LogLine("error", absl::StrCat("msg=\"", what,
+                                "\" error=", LogQuote(status.message())));
+  return 1;
+}
+
+// SIGTERM/SIGINT are taken by a waiting thread (WaitForShutdownSignal), so
+// they are blocked in every thread: call before any thread is started.
+sigset_t BlockShutdownSignals() {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  return signals;
+}
 
-  Metrics metrics(AUDIOTAG_VERSION);
-  std::unique_ptr<MetricsHttpServer> metrics_server;
-  if (const int port = absl::GetFlag(FLAGS_metrics_port); port > 0) {
-    MetricsHttpOptions http;
-    http.host = absl::GetFlag(FLAGS_metrics_host);
-    http.port = port;
-    http.idle_timeout =
-        absl::Seconds(absl::GetFlag(FLAGS_metrics_idle_timeout_seconds));
-    absl::StatusOr<std::unique_ptr<MetricsHttpServer>> started =
-        MetricsHttpServer::Start(http,
-                                 [&metrics] { return metrics.RenderText(); });
-    if (!started.ok()) {
-      LogLine("error", absl::StrCat("msg=\"cannot serve metrics\" error=",
-                                    LogQuote(started.status().message())));
-      return 1;
-    }
-    metrics_server = *std::move(started);
-    LogLine("info", absl::StrCat("msg=\"serving metrics\" address=", http.host,
-                                 ":", metrics_server->port()));
-  }
-  RepositoryOptions repo_options;
-  repo_options.root = absl::GetFlag(FLAGS_model_repository);
-  repo_options.poll_interval =
+// Serves `metrics` on /metrics; null when --metrics_port is 0.
+absl::StatusOr<std::unique_ptr<MetricsHttpServer>> StartMetricsServer(
+    const Metrics& metrics) {
+  const int port = absl::GetFlag(FLAGS_metrics_port);
+  if (port <= 0) return nullptr;
+  MetricsHttpOptions http;
+  http.host = absl::GetFlag(FLAGS_metrics_host);
+  http.port = port;
+  http.idle_timeout =
+      absl::Seconds(absl::GetFlag(FLAGS_metrics_idle_timeout_seconds));
+  ASSIGN_OR_RETURN(std::unique_ptr<MetricsHttpServer> server,
+                   MetricsHttpServer::Start(
+                       http, [&metrics] { return metrics.RenderText(); }));
+  LogLine("info", absl::StrCat("msg=\"serving metrics\" address=", http.host,
+                               ":", server->port()));
+  return server;
+}
+
+// Opens --model_repository and loads its models; every batch is observed in
+// `metrics`, every model event logged.
+absl::StatusOr<std::unique_ptr<ModelRepository>> OpenRepository(
+    Metrics* metrics) {
+  RepositoryOptions options;
+  options.root = absl::GetFlag(FLAGS_model_repository);
+  options.poll_interval =
       absl::Seconds(absl::GetFlag(FLAGS_poll_interval_seconds));
-  repo_options.default_intra_op_threads = absl::GetFlag(FLAGS_intra_op_threads);
-  repo_options.on_batch = [&metrics](const std::string& model,
-                                     const BatchStats& stats) {
-    metrics.ObserveBatch(model, stats.batch_size,
-                         absl::ToDoubleSeconds(stats.compute_time));
+  options.default_intra_op_threads = absl::GetFlag(FLAGS_intra_op_threads);
+  options.on_batch = [metrics](const std::string& model,
+                               const BatchStats& stats) {
+    metrics->ObserveBatch(model, stats.batch_size,
+                          absl::ToDoubleSeconds(stats.compute_time));
     if (stats.frontend_time > absl::ZeroDuration()) {
-      metrics.ObserveFrontEnd(model,
-                              absl::ToDoubleSeconds(stats.frontend_time));
+      metrics->ObserveFrontEnd(model,
+                               absl::ToDoubleSeconds(stats.frontend_time));
     }
     for (absl::Duration wait : stats.queue_times) {
-      metrics.ObserveQueue(model, absl::ToDoubleSeconds(wait));
+      metrics->ObserveQueue(model, absl::ToDoubleSeconds(wait));
     }
   };
-  repo_options.on_event = LogModelEvent;
-  absl::StatusOr<std::unique_ptr<ModelRepository>> repository =
-      ModelRepository::Open(repo_options);
-  if (!repository.ok()) {
-    LogLine("error", absl::StrCat("msg=\"cannot open model repository\" error=",
-                                  LogQuote(repository.status().message())));
-    return 1;
-  }
+  options.on_event = LogModelEvent;
+  return ModelRepository::Open(options);
+}
 
-  AnalyzerOptions analyzer_options;
-  analyzer_options.decoder.max_input_bytes =
-      absl::GetFlag(FLAGS_max_upload_bytes);
-  analyzer_options.decoder.max_duration_seconds =
+AnalyzerOptions AnalyzerOptionsFromFlags() {
+  AnalyzerOptions options;
+  options.decoder.max_input_bytes = absl::GetFlag(FLAGS_max_upload_bytes);
+  options.decoder.max_duration_seconds =
       absl::GetFlag(FLAGS_max_duration_seconds);
-  analyzer_options.max_in_flight_segments =
-      absl::GetFlag(FLAGS_max_in_flight_segments);
-  analyzer_options.prebuffer_seconds = absl::GetFlag(FLAGS_prebuffer_seconds);
-  analyzer_options.default_models = absl::GetFlag(FLAGS_default_models);
-  Analyzer analyzer(repository->get(), analyzer_options);
-  // Fix the default set now (unless the flag did): the models ready at start.
-  LogLine(
-      "info",
-      absl::StrCat(
-          "msg=\"default models\" models=",
-          LogQuote(absl::StrJoin(analyzer.DefaultModels(), ",")), " from=",
-          analyzer_options.default_models.empty() ? "ready_at_start" : "flag"));
-  auto pool =
-      std::make_unique<ThreadPool>(absl::GetFlag(FLAGS_analysis_threads));
+  options.max_in_flight_segments = absl::GetFlag(FLAGS_max_in_flight_segments);
+  options.prebuffer_seconds = absl::GetFlag(FLAGS_prebuffer_seconds);
+  options.default_models = absl::GetFlag(FLAGS_default_models);
+  return options;
+}
 
-  ServiceOptions service_options;
-  service_options.max_upload_bytes = absl::GetFlag(FLAGS_max_upload_bytes);
-  service_options.max_deadline =
+// Fixes the default set now (unless --default_models did): the models ready
+// at start.
+void FixDefaultModels(const Analyzer& analyzer) {
+  LogLine("info",
+          absl::StrCat(
+              "msg=\"default models\" models=",
+              LogQuote(absl::StrJoin(analyzer.DefaultModels(), ",")), " from=",
+              analyzer.options().default_models.empty() ? "ready_at_start"
+                                                        : "flag"));
+}
+
+// The admission flags, checked against each other (no metrics or
+// authenticator yet).
+absl::StatusOr<ServiceOptions> ServiceOptionsFromFlags() {
+  ServiceOptions options;
+  options.max_upload_bytes = absl::GetFlag(FLAGS_max_upload_bytes);
+  options.max_deadline =
       absl::Seconds(absl::GetFlag(FLAGS_max_deadline_seconds));
-  service_options.max_inflight_requests =
-      absl::GetFlag(FLAGS_max_inflight_requests);
-  service_options.max_inflight_bytes = absl::GetFlag(FLAGS_max_inflight_bytes);
-  service_options.analysis_bytes_estimate =
+  options.max_inflight_requests = absl::GetFlag(FLAGS_max_inflight_requests);
+  options.max_inflight_bytes = absl::GetFlag(FLAGS_max_inflight_bytes);
+  options.analysis_bytes_estimate =
       absl::GetFlag(FLAGS_analysis_bytes_estimate);
-  service_options.upload_timeout =
+  options.upload_timeout =
       absl::Seconds(absl::GetFlag(FLAGS_upload_timeout_seconds));
-  service_options.min_upload_bytes_per_second =
+  options.min_upload_bytes_per_second =
       absl::GetFlag(FLAGS_min_upload_bytes_per_second);
-  if (absl::Status s = CheckAdmission(service_options); !s.ok()) {
-    LogLine("error", absl::StrCat("msg=\"bad admission flags\" error=",
-                                  LogQuote(s.message())));
-    return 1;
-  }
-  service_options.metrics = &metrics;
-  std::unique_ptr<TokenAuthenticator> authenticator;
-  if (const std::string file = absl::GetFlag(FLAGS_auth_token_file);
-      !file.empty()) {
-    absl::StatusOr<std::unique_ptr<TokenAuthenticator>> auth =
-        TokenAuthenticator::FromFile(file);
-    if (!auth.ok()) {
-      LogLine("error", absl::StrCat("msg=\"bad --auth_token_file\" error=",
-                                    LogQuote(auth.status().message())));
-      return 1;
-    }
-    authenticator = *std::move(auth);
-    service_options.authenticator = authenticator.get();
-  }
-  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
-      MakeServerCredentials({absl::GetFlag(FLAGS_tls_cert),
-                             absl::GetFlag(FLAGS_tls_key),
-                             absl::GetFlag(FLAGS_tls_client_ca)});
-  if (!credentials.ok()) {
-    LogLine("error", absl::StrCat("msg=\"bad TLS flags\" error=",
-                                  LogQuote(credentials.status().message())));
-    return 1;
-  }
-  AudioTaggerService service(repository->get(), &analyzer, pool.get(),
-                             service_options);
+  RETURN_IF_ERROR(CheckAdmission(options));
+  return options;
+}
 
+// The tokens of --auth_token_file; null when the flag is empty (no auth).
+absl::StatusOr<std::unique_ptr<TokenAuthenticator>> LoadAuthenticator() {
+  const std::string file = absl::GetFlag(FLAGS_auth_token_file);
+  if (file.empty()) return nullptr;
+  return TokenAuthenticator::FromFile(file);
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>>
+CredentialsFromFlags() {
+  return MakeServerCredentials({absl::GetFlag(FLAGS_tls_cert),
+                                absl::GetFlag(FLAGS_tls_key),
+                                absl::GetFlag(FLAGS_tls_client_ca)});
+}
+
+// A started gRPC server and what it serves besides the caller's service.
+struct GrpcServer {
+  // Registered with `server`, so declared first: destroyed after it.
+  std::unique_ptr<ReflectionV1Service> reflection_v1;
+  std::unique_ptr<grpc::Server> server;  // null when it could not listen
+  int port = 0;                          // the bound port; 0 when none
+};
+
+// Listens on `address` with `credentials` and serves `service` (which must
+// outlive the server), health, reflection (v1alpha and v1) and per-call
+// metrics, within the flags' limits on streams, metadata, messages and
+// memory.
+GrpcServer StartGrpcServer(
+    const std::string& address,
+    const std::shared_ptr<grpc::ServerCredentials>& credentials,
+    AudioTaggerService* service, Metrics* metrics) {
+  GrpcServer started;
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  const std::string address =
-      absl::StrCat(absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_port));
-  int bound_port = 0;
-  builder.AddListeningPort(address, *credentials, &bound_port);
+  builder.AddListeningPort(address, credentials, &started.port);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
                              absl::GetFlag(FLAGS_max_concurrent_streams));
   builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE,
@@ -344,55 +395,112 @@ int Serve() {
   }
   builder.SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
   builder.SetMaxSendMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
-  builder.RegisterService(&service);
-  ReflectionV1Service reflection_v1({kServiceName, "grpc.health.v1.Health",
-                                     "grpc.reflection.v1alpha.ServerReflection",
-                                     "grpc.reflection.v1.ServerReflection"});
-  builder.RegisterService(&reflection_v1);
-  {
-    std::vector<
-        std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
-        interceptors;
-    interceptors.push_back(MakeCallMetricsInterceptorFactory(&metrics));
-    builder.experimental().SetInterceptorCreators(std::move(interceptors));
-  }
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (server == nullptr || bound_port == 0) {
-    LogLine("error", absl::StrCat("msg=\"cannot listen\" address=", address));
-    return 1;
-  }
-  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
-  const std::vector<std::string> required =
-      absl::GetFlag(FLAGS_required_models);
-  SyncHealth(**repository, required, health, &metrics, /*draining=*/false);
+  builder.RegisterService(service);
+  started.reflection_v1 = std::make_unique<ReflectionV1Service>(
+      std::vector<std::string>{kServiceName, "grpc.health.v1.Health",
+                               "grpc.reflection.v1alpha.ServerReflection",
+                               "grpc.reflection.v1.ServerReflection"});
+  builder.RegisterService(started.reflection_v1.get());
+  std::vector<
+      std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+      interceptors;
+  interceptors.push_back(MakeCallMetricsInterceptorFactory(metrics));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  started.server = builder.BuildAndStart();
+  if (started.server == nullptr) started.port = 0;
+  return started;
+}
+
+// Tells scripts and tests the bound port (--port_file), for --port=0.
+void WritePortFile(int port) {
   if (const std::string file = absl::GetFlag(FLAGS_port_file); !file.empty()) {
-    std::ofstream(file) << bound_port << "\n";
+    std::ofstream(file) << port << "\n";
   }
-  LogLine("info",
-          absl::StrCat("msg=serving address=", absl::GetFlag(FLAGS_host), ":",
-                       bound_port, " model_repository=", repo_options.root));
+}
 
-  absl::Notification stopping;
-  std::thread health_sync([&] {
-    while (!stopping.WaitForNotificationWithTimeout(absl::Seconds(1))) {
-      SyncHealth(**repository, required, health, &metrics,
-                 /*draining=*/false);
-    }
-  });
-
+// Blocks until SIGTERM or SIGINT (blocked by BlockShutdownSignals).
+void WaitForShutdownSignal(const sigset_t& signals) {
   int signal = 0;
   sigwait(&signals, &signal);
   LogLine("info", absl::StrCat("msg=draining signal=", signal));
-  stopping.Notify();
-  health_sync.join();
+}
+
+// Stops accepting calls and reports NOT_SERVING, lets the calls in flight
+// finish within --grace_period_seconds, waits for every accepted analysis
+// (`pool`), then stops the models' schedulers.
+void Drain(grpc::Server& server, AudioTaggerService& service,
+           HealthReporter& health, std::unique_ptr<ThreadPool> pool,
+           ModelRepository& repository) {
+  health.StopPeriodic();
   service.StartDraining();
-  SyncHealth(**repository, required, health, &metrics, /*draining=*/true);
+  health.Sync(/*draining=*/true);
   const absl::Duration grace =
       absl::Seconds(absl::GetFlag(FLAGS_grace_period_seconds));
-  server->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  server.Shutdown(absl::ToChronoTime(absl::Now() + grace));
   pool.reset();  // every accepted analysis has finished
-  (*repository)->Stop();
+  repository.Stop();
   LogLine("info", "msg=stopped");
+}
+
+int Serve() {
+  const sigset_t signals = BlockShutdownSignals();
+
+  Metrics metrics(AUDIOTAG_VERSION);
+  absl::StatusOr<std::unique_ptr<MetricsHttpServer>> metrics_server =
+      StartMetricsServer(metrics);
+  if (!metrics_server.ok()) {
+    return StartupFailed("cannot serve metrics", metrics_server.status());
+  }
+
+  absl::StatusOr<std::unique_ptr<ModelRepository>> repository =
+      OpenRepository(&metrics);
+  if (!repository.ok()) {
+    return StartupFailed("cannot open model repository", repository.status());
+  }
+  const Analyzer analyzer(repository->get(), AnalyzerOptionsFromFlags());
+  FixDefaultModels(analyzer);
+  auto pool =
+      std::make_unique<ThreadPool>(absl::GetFlag(FLAGS_analysis_threads));
+
+  absl::StatusOr<ServiceOptions> service_options = ServiceOptionsFromFlags();
+  if (!service_options.ok()) {
+    return StartupFailed("bad admission flags", service_options.status());
+  }
+  absl::StatusOr<std::unique_ptr<TokenAuthenticator>> authenticator =
+      LoadAuthenticator();
+  if (!authenticator.ok()) {
+    return StartupFailed("bad --auth_token_file", authenticator.status());
+  }
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      CredentialsFromFlags();
+  if (!credentials.ok()) {
+    return StartupFailed("bad TLS flags", credentials.status());
+  }
+  service_options->metrics = &metrics;
+  service_options->authenticator = authenticator->get();
+  AudioTaggerService service(repository->get(), &analyzer, pool.get(),
+                             *service_options);
+
+  const std::string address =
+      absl::StrCat(absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_port));
+  GrpcServer grpc_server =
+      StartGrpcServer(address, *credentials, &service, &metrics);
+  if (grpc_server.server == nullptr || grpc_server.port == 0) {
+    LogLine("error", absl::StrCat("msg=\"cannot listen\" address=", address));
+    return 1;
+  }
+  HealthReporter health(repository->get(), absl::GetFlag(FLAGS_required_models),
+                        grpc_server.server->GetHealthCheckService(), &metrics);
+  health.Sync();
+  WritePortFile(grpc_server.port);
+  LogLine("info",
+          absl::StrCat("msg=serving address=", absl::GetFlag(FLAGS_host), ":",
+                       grpc_server.port, " model_repository=",
+                       absl::GetFlag(FLAGS_model_repository)));
+  health.StartPeriodic();
+
+  WaitForShutdownSignal(signals);
+  Drain(*grpc_server.server, service, health, std::move(pool), **repository);
   return 0;
 }
 
