@@ -115,9 +115,7 @@ absl::Status LoadOptionsFromFlags(LoadOptions* load) {
 }
 
 absl::StatusOr<HistogramsByLabel> ScrapeBatchSizes(const std::string& url) {
-  absl::StatusOr<std::string> text = HttpGet(url, absl::Seconds(5));
-  if (!text.ok()) return text.status();
-  return ParseHistograms(*text, kBatchFamily, "model");
+  return ReadHistograms(url, kBatchFamily, "model", absl::Seconds(5));
 }
 
 std::string FormatLe(double le) {

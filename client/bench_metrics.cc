@@ -1,16 +1,13 @@
 #include "client/bench_metrics.h"
 
-#include <netdb.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
+#include <curl/curl.h>
 
-#include <cerrno>
-#include <cstring>
+#include <algorithm>
 #include <limits>
+#include <memory>
+#include <utility>
 #include <vector>
 
-#include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -90,36 +87,107 @@ bool ParseSample(absl::string_view line, absl::string_view* name,
   return !fields.empty() && ParseValue(fields[0], value);
 }
 
-struct Url {
-  std::string host;
-  std::string port;
-  std::string path;
-};
+// Body bytes HttpGet accepts; a /metrics page is a few hundred KiB at most.
+constexpr size_t kMaxBody = size_t{64} << 20;
 
-absl::StatusOr<Url> ParseUrl(absl::string_view url) {
-  absl::ConsumePrefix(&url, "http://");
-  Url out;
-  const size_t slash = url.find('/');
-  out.path = slash == absl::string_view::npos ? "/metrics"
-                                              : std::string(url.substr(slash));
-  absl::string_view authority = url.substr(0, slash);
-  const size_t colon = authority.rfind(':');
-  if (colon == absl::string_view::npos || colon == 0 ||
-      colon + 1 == authority.size()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("metrics url '", url, "' is not host:port[/path]"));
-  }
-  out.host = std::string(authority.substr(0, colon));
-  out.port = std::string(authority.substr(colon + 1));
-  if (out.host.size() > 2 && out.host.front() == '[') {
-    out.host = out.host.substr(1, out.host.size() - 2);
-  }
-  return out;
+// libcurl's process-wide setup, done once before the first transfer.
+bool InitCurl() {
+  static const bool ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+  return ok;
 }
 
-absl::Status Unavailable(const Url& url, absl::string_view what) {
-  return absl::UnavailableError(
-      absl::StrCat("http://", url.host, ":", url.port, url.path, ": ", what));
+struct CurlUrlFree {
+  void operator()(CURLU* url) const { curl_url_cleanup(url); }
+};
+struct CurlFree {
+  void operator()(CURL* curl) const { curl_easy_cleanup(curl); }
+};
+struct CurlSlistFree {
+  void operator()(curl_slist* list) const { curl_slist_free_all(list); }
+};
+struct CurlStringFree {
+  void operator()(char* text) const { curl_free(text); }
+};
+using CurlString = std::unique_ptr<char, CurlStringFree>;
+
+// One part of `url`; the default scheme (http) when the url had none.
+CurlString GetPart(CURLU* url, CURLUPart part, CURLUcode* rc) {
+  char* text = nullptr;
+  *rc = curl_url_get(url, part, &text, CURLU_DEFAULT_SCHEME);
+  return CurlString(text);
+}
+
+// The full http:// url of `text`, parsed by libcurl. A port is required; the
+// path defaults to /metrics when `text` has none.
+absl::StatusOr<std::string> MetricsUrl(absl::string_view text) {
+  if (!InitCurl()) return absl::InternalError("libcurl did not initialize");
+  const auto malformed = [text](absl::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "metrics url '", text, "' is not [http://]host:port[/path]: ", why));
+  };
+  std::unique_ptr<CURLU, CurlUrlFree> url(curl_url());
+  if (url == nullptr) return absl::ResourceExhaustedError("curl_url failed");
+  const std::string copy(text);
+  if (CURLUcode rc = curl_url_set(url.get(), CURLUPART_URL, copy.c_str(),
+                                  CURLU_DEFAULT_SCHEME);
+      rc != CURLUE_OK) {
+    return malformed(curl_url_strerror(rc));
+  }
+  CURLUcode rc;
+  CurlString scheme = GetPart(url.get(), CURLUPART_SCHEME, &rc);
+  if (rc != CURLUE_OK || absl::string_view(scheme.get()) != "http") {
+    return malformed("only http is supported");
+  }
+  CurlString port = GetPart(url.get(), CURLUPART_PORT, &rc);
+  if (rc != CURLUE_OK) return malformed("no port");
+  absl::string_view rest = text;
+  absl::ConsumePrefix(&rest, "http://");
+  if (!absl::StrContains(rest, '/') &&
+      curl_url_set(url.get(), CURLUPART_PATH, "/metrics", 0) != CURLUE_OK) {
+    return malformed("cannot set the path");
+  }
+  CurlString full = GetPart(url.get(), CURLUPART_URL, &rc);
+  if (rc != CURLUE_OK) return malformed(curl_url_strerror(rc));
+  return std::string(full.get());
+}
+
+// What a transfer collects: the body (up to kMaxBody) and the status line.
+struct Reply {
+  std::string body;
+  std::string status_line;
+  bool too_large = false;
+};
+
+size_t OnBody(char* data, size_t size, size_t count, void* user) {
+  Reply* reply = static_cast<Reply*>(user);
+  const size_t n = size * count;
+  if (reply->body.size() + n > kMaxBody) {
+    reply->too_large = true;
+    return 0;  // libcurl ends the transfer with CURLE_WRITE_ERROR
+  }
+  reply->body.append(data, n);
+  return n;
+}
+
+size_t OnHeader(char* data, size_t size, size_t count, void* user) {
+  Reply* reply = static_cast<Reply*>(user);
+  const absl::string_view line(data, size * count);
+  // The status line of the last response (libcurl passes every header line).
+  if (absl::StartsWith(line, "HTTP/")) {
+    reply->status_line = std::string(absl::StripTrailingAsciiWhitespace(line));
+  }
+  return size * count;
+}
+
+// Why a transfer failed, in words: what libcurl said, "malformed HTTP reply"
+// first when the peer answered something that is not HTTP.
+std::string TransferError(CURLcode rc, const char* detail) {
+  std::string what = detail[0] != '\0' ? detail : curl_easy_strerror(rc);
+  if (rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_WEIRD_SERVER_REPLY ||
+      rc == CURLE_GOT_NOTHING) {
+    return absl::StrCat("malformed HTTP reply (", what, ")");
+  }
+  return what;
 }
 
 }  // namespace
@@ -203,69 +271,60 @@ std::map<double, double> BucketCounts(const Histogram& h) {
 
 absl::StatusOr<std::string> HttpGet(absl::string_view url_text,
                                     absl::Duration timeout) {
-  absl::StatusOr<Url> url = ParseUrl(url_text);
+  absl::StatusOr<std::string> url = MetricsUrl(url_text);
   if (!url.ok()) return url.status();
-
-  addrinfo hints = {};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* addresses = nullptr;
-  if (int rc =
-          getaddrinfo(url->host.c_str(), url->port.c_str(), &hints, &addresses);
-      rc != 0) {
-    return Unavailable(*url, gai_strerror(rc));
-  }
-  absl::Cleanup free_addresses = [addresses] { freeaddrinfo(addresses); };
-
-  const timeval tv = absl::ToTimeval(timeout);
-  int fd = -1;
-  std::string error = "no address";
-  for (addrinfo* a = addresses; a != nullptr; a = a->ai_next) {
-    fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
-    if (fd < 0) continue;
-    // On Linux SO_SNDTIMEO also bounds connect().
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) break;
-    error = std::strerror(errno);
-    close(fd);
-    fd = -1;
-  }
-  if (fd < 0) return Unavailable(*url, error);
-  absl::Cleanup close_fd = [fd] { close(fd); };
-
-  const std::string request =
-      absl::StrCat("GET ", url->path, " HTTP/1.0\r\nHost: ", url->host,
-                   "\r\nAccept: text/plain\r\n\r\n");
-  for (size_t sent = 0; sent < request.size();) {
-    const ssize_t n =
-        send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) return Unavailable(*url, std::strerror(errno));
-    sent += static_cast<size_t>(n);
-  }
-  std::string reply;
-  char buffer[16384];
-  for (;;) {
-    const ssize_t n = recv(fd, buffer, sizeof(buffer), 0);
-    if (n == 0) break;
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Unavailable(*url, std::strerror(errno));
+  const auto unavailable = [&url](absl::string_view what) {
+    return absl::UnavailableError(absl::StrCat(*url, ": ", what));
+  };
+  std::unique_ptr<CURL, CurlFree> curl(InitCurl() ? curl_easy_init() : nullptr);
+  if (curl == nullptr) return unavailable("cannot start libcurl");
+  std::unique_ptr<curl_slist, CurlSlistFree> headers(
+      curl_slist_append(nullptr, "Accept: text/plain"));
+  Reply reply;
+  char error[CURL_ERROR_SIZE] = "";
+  const long timeout_ms =
+      std::max<long>(1, static_cast<long>(absl::ToInt64Milliseconds(timeout)));
+  CURL* c = curl.get();
+  curl_easy_setopt(c, CURLOPT_URL, url->c_str());
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http");
+  curl_easy_setopt(c, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_0);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, OnBody);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &reply);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, OnHeader);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, &reply);
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, error);
+  if (CURLcode rc = curl_easy_perform(c); rc != CURLE_OK) {
+    if (reply.too_large) {
+      return unavailable(
+          absl::StrCat("reply larger than ", kMaxBody >> 20, " MiB"));
     }
-    reply.append(buffer, static_cast<size_t>(n));
+    return unavailable(TransferError(rc, error));
   }
-  const size_t header_end = reply.find("\r\n\r\n");
-  if (header_end == std::string::npos) {
-    return Unavailable(*url, "malformed HTTP reply");
+  long code = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+  if (code != 200) {
+    return unavailable(absl::StrCat("HTTP reply '", reply.status_line, "'"));
   }
-  absl::string_view status_line =
-      absl::string_view(reply).substr(0, reply.find("\r\n"));
-  std::vector<absl::string_view> parts =
-      absl::StrSplit(status_line, absl::MaxSplits(' ', 2));
-  if (parts.size() < 2 || parts[1] != "200") {
-    return Unavailable(*url, absl::StrCat("HTTP reply '", status_line, "'"));
+  return std::move(reply.body);
+}
+
+absl::StatusOr<HistogramsByLabel> ReadHistograms(absl::string_view url,
+                                                 absl::string_view family,
+                                                 absl::string_view label,
+                                                 absl::Duration timeout) {
+  absl::StatusOr<std::string> text = HttpGet(url, timeout);
+  if (!text.ok()) return text.status();
+  absl::StatusOr<HistogramsByLabel> histograms =
+      ParseHistograms(*text, family, label);
+  if (!histograms.ok()) {
+    return absl::Status(histograms.status().code(),
+                        absl::StrCat(url, ": ", histograms.status().message()));
   }
-  return reply.substr(header_end + 4);
+  return histograms;
 }
 
 }  // namespace audiotag

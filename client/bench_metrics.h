@@ -2,11 +2,11 @@
 #define AUDIOTAG_CLIENT_BENCH_METRICS_H_
 
 // Reading a Prometheus histogram from the server's metrics endpoint, for
-// `audiotag bench`'s batch-size distribution: a minimal HTTP/1.0 GET over a
-// plain socket and a parser for the text exposition format (only what a
-// histogram needs: `_bucket`, `_sum` and `_count` samples).
+// `audiotag bench`'s batch-size distribution: an HTTP GET through libcurl and
+// a parser for the text exposition format (only what a histogram needs:
+// `_bucket`, `_sum` and `_count` samples).
 //
-// Thread-compatible; HttpGet blocks for at most about `timeout`.
+// Thread-safe; HttpGet and ReadHistograms block for at most about `timeout`.
 
 #include <map>
 #include <string>
@@ -50,11 +50,22 @@ std::map<double, double> BucketCounts(const Histogram& h);
 
 // GETs `url` ("host:port", "host:port/path" or "http://host:port/path";
 // path defaults to /metrics) with HTTP/1.0 and returns the body of a 200
-// reply. UNAVAILABLE when the server cannot be reached or does not answer in
-// `timeout`; INVALID_ARGUMENT for a malformed url; the HTTP status in the
-// message of a non-200 reply (UNAVAILABLE as well).
+// reply, at most 64 MiB. INVALID_ARGUMENT for a malformed url (no port, a
+// scheme other than http). UNAVAILABLE, with the url and the reason in the
+// message, when the server cannot be reached, does not answer within
+// `timeout`, answers something that is not HTTP ("malformed HTTP reply"),
+// sends more than 64 MiB, or replies with a status other than 200 (the
+// status line is quoted).
 absl::StatusOr<std::string> HttpGet(absl::string_view url,
                                     absl::Duration timeout);
+
+// HttpGet then ParseHistograms: the `family` histograms at `url`, keyed by
+// `label`. HttpGet's errors, or INVALID_ARGUMENT naming the url and the line
+// for a reply whose `family` samples do not parse.
+absl::StatusOr<HistogramsByLabel> ReadHistograms(absl::string_view url,
+                                                 absl::string_view family,
+                                                 absl::string_view label,
+                                                 absl::Duration timeout);
 
 }  // namespace audiotag
 

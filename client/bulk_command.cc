@@ -27,17 +27,12 @@
 #include "client/bulk/shard.h"
 #include "client/commands.h"
 #include "client/connection_flags.h"
+#include "client/request_flags.h"
 #include "src/common/command_line.h"
 
 ABSL_DECLARE_FLAG(std::string, server);
-ABSL_DECLARE_FLAG(std::vector<std::string>, models);
-ABSL_DECLARE_FLAG(int, top_k);
-ABSL_DECLARE_FLAG(double, threshold);
-ABSL_DECLARE_FLAG(std::string, pooling);
-ABSL_DECLARE_FLAG(std::string, priority);
 ABSL_DECLARE_FLAG(double, timeout_seconds);
 ABSL_DECLARE_FLAG(int64_t, max_message_bytes);
-ABSL_DECLARE_FLAG(std::string, request_id);
 // Shared with bench (client/bench_command.cc defines it, default 1).
 ABSL_DECLARE_FLAG(int, concurrency);
 
@@ -87,30 +82,19 @@ int Usage(const std::string& why) {
   return 2;
 }
 
+// The shared request flags (client/request_flags.h), priority bulk unless
+// --priority says otherwise. Bulk does not take --outputs: tags and
+// activations always, embeddings as --embeddings says.
 absl::StatusOr<v1::AnalyzeOptions> RequestFromFlags(bulk::EmbeddingMode mode) {
-  v1::AnalyzeOptions request;
-  for (const std::string& m : absl::GetFlag(FLAGS_models))
-    request.add_models(m);
-  request.mutable_outputs()->set_tags(true);
-  request.mutable_outputs()->set_activations(true);
-  request.mutable_outputs()->set_embeddings(mode ==
-                                            bulk::EmbeddingMode::kPooled);
-  request.mutable_outputs()->set_segment_embeddings(
-      mode == bulk::EmbeddingMode::kSegments);
-  request.set_top_k(absl::GetFlag(FLAGS_top_k));
-  request.set_threshold(static_cast<float>(absl::GetFlag(FLAGS_threshold)));
-  const std::string pooling = absl::GetFlag(FLAGS_pooling);
-  if (pooling != "mean" && pooling != "max") {
-    return absl::InvalidArgumentError("--pooling must be mean or max");
-  }
-  request.set_pooling(pooling == "max" ? v1::POOLING_MAX : v1::POOLING_MEAN);
-  const std::string priority = absl::GetFlag(FLAGS_priority);
-  if (priority != "" && priority != "bulk" && priority != "interactive") {
-    return absl::InvalidArgumentError("--priority must be interactive or bulk");
-  }
-  request.set_priority(priority == "interactive" ? v1::PRIORITY_INTERACTIVE
-                                                 : v1::PRIORITY_BULK);
-  request.set_request_id(absl::GetFlag(FLAGS_request_id));
+  absl::StatusOr<v1::AnalyzeOptions> request =
+      RequestOptionsFromFlags(v1::PRIORITY_BULK);
+  if (!request.ok()) return request.status();
+  v1::OutputSelection* outputs = request->mutable_outputs();
+  outputs->Clear();
+  outputs->set_tags(true);
+  outputs->set_activations(true);
+  outputs->set_embeddings(mode == bulk::EmbeddingMode::kPooled);
+  outputs->set_segment_embeddings(mode == bulk::EmbeddingMode::kSegments);
   return request;
 }
 

@@ -110,16 +110,15 @@ const std::vector<Command>& Commands() {
        "audiotag health --service=liveness",
        {"service"},
        ""},
-      {"bulk",
-       "tag and embed a whole catalog, resumably",
+      {"bulk", "tag and embed a whole catalog, resumably",
        "MANIFEST --output=DIR [flags]\n"
        "       audiotag bulk --input_dir=DIR --output=DIR [flags]",
        "Tags and embeds a whole catalog into result lines and .npy shards, "
        "resumably (docs/bulk.md).",
        "audiotag bulk catalog.jsonl --output=/data/out "
        "--server=dns:///audiotag:50051",
-       {"models", "top_k", "threshold", "pooling", "priority", "request_id",
-        "max_message_bytes", "concurrency"},
+       Concat({RequestFlagNames(/*with_outputs=*/false),
+               {"max_message_bytes", "concurrency"}}),
        "client/bulk_command.cc"},
       {"bench", "load-test a server", "[flags]",
        "Load generator: a closed loop (--concurrency) or an open loop "

@@ -1,5 +1,8 @@
 #include "client/request_flags.h"
 
+#include <string>
+#include <vector>
+
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 
@@ -63,11 +66,12 @@ absl::StatusOr<v1::AnalyzeOptions> RequestOptionsFromFlags(
   return options;
 }
 
-const std::vector<std::string>& RequestFlagNames() {
-  static const auto* names =
-      new std::vector<std::string>({"models", "outputs", "top_k", "threshold",
-                                    "pooling", "priority", "request_id"});
-  return *names;
+std::vector<std::string> RequestFlagNames(bool with_outputs) {
+  std::vector<std::string> names = {"models",    "outputs", "top_k",
+                                    "threshold", "pooling", "priority",
+                                    "request_id"};
+  if (!with_outputs) std::erase(names, "outputs");
+  return names;
 }
 
 }  // namespace audiotag

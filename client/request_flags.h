@@ -3,7 +3,9 @@
 
 // The AnalyzeOptions flags that `analyze`, `bench` and `bulk` share:
 // --models, --outputs, --top_k, --threshold, --pooling, --priority,
-// --request_id.
+// --request_id. This file defines them; the commands only read them through
+// RequestOptionsFromFlags. `bulk` takes all but --outputs (its outputs follow
+// its own --embeddings) and defaults --priority to bulk.
 
 #include <string>
 #include <vector>
@@ -18,8 +20,9 @@ namespace audiotag {
 absl::StatusOr<v1::AnalyzeOptions> RequestOptionsFromFlags(
     v1::Priority default_priority);
 
-// The flags' names, in help order.
-const std::vector<std::string>& RequestFlagNames();
+// The flags' names, in help order; without "outputs" when `with_outputs` is
+// false (a command that chooses its outputs itself, as bulk does).
+std::vector<std::string> RequestFlagNames(bool with_outputs = true);
 
 }  // namespace audiotag
 

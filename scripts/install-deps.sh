@@ -16,7 +16,7 @@ BUILD_PACKAGES=(
   libabsl-dev libtorch-dev libopenblas0-pthread
   libavformat-dev libavcodec-dev libswresample-dev libavutil-dev
   prometheus-cpp-dev libmicrohttpd-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libssl-dev clang-format ccache
+  libssl-dev libcurl4-openssl-dev clang-format ccache
 )
 TEST_PACKAGES=(
   ffmpeg sox procps openssl
@@ -31,7 +31,7 @@ HARDENING_PACKAGES=(
 RUNTIME_PACKAGES=(
   libgrpc++1.51 libprotobuf32 libtorch1.13 libopenblas0-pthread
   libavformat59 libavcodec59 libswresample4 libavutil57
-  libprometheus-cpp-core1.0 libmicrohttpd12 libssl3 ca-certificates
+  libprometheus-cpp-core1.0 libmicrohttpd12 libssl3 libcurl4 ca-certificates
 )
 
 if [[ "${1:-}" == "--runtime" ]]; then

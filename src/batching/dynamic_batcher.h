@@ -38,16 +38,6 @@
 
 namespace audiotag {
 
-// What happened in one batch; reported to BatcherOptions::on_batch.
-struct BatchStats {
-  int batch_size = 0;
-  int instance = 0;
-  uint64_t batch_id = 0;         // 1, 2, ... per batcher
-  absl::Duration compute_time;   // the runner's whole Run
-  absl::Duration frontend_time;  // the front-end's share of it, if measured
-  std::vector<absl::Duration> queue_times;  // one per segment in the batch
-};
-
 struct BatcherOptions {
   // Used in thread names and log lines.
   std::string name;

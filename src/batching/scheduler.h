@@ -2,18 +2,31 @@
 #define AUDIOTAG_SRC_BATCHING_SCHEDULER_H_
 
 // A Scheduler takes segments from many requests for one model and runs them
-// on the model's instances in batches. The dynamic batcher
-// (dynamic_batcher.h) is the implementation the server uses.
+// on the model's instances in batches. CreateScheduler
+// (scheduler_factory.h) picks the implementation a model's config asks for;
+// today that is always the dynamic batcher (dynamic_batcher.h).
 //
 // Thread-safety: all methods may be called from any thread.
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "src/batching/task.h"
 
 namespace audiotag {
+
+// What happened in one batch, as every Scheduler reports it to its observer.
+struct BatchStats {
+  int batch_size = 0;            // segments in the batch
+  int instance = 0;              // the instance that ran it, 0-based
+  uint64_t batch_id = 0;         // 1, 2, ... per scheduler
+  absl::Duration compute_time;   // the runner's whole Run
+  absl::Duration frontend_time;  // the front-end's share of it, if measured
+  std::vector<absl::Duration> queue_times;  // one per segment in the batch
+};
 
 class Scheduler {
  public:

@@ -12,7 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
-#include "src/batching/dynamic_batcher.h"
+#include "src/batching/scheduler_factory.h"
 #include "src/common/status_macros.h"
 #include "src/model/model_config.h"
 #include "src/model/stage_link.h"
@@ -84,34 +84,6 @@ absl::StatusOr<std::vector<std::vector<std::string>>> LoadLabels(
   return labels;
 }
 
-BatcherOptions MakeBatcherOptions(const v1::ModelConfig& config,
-                                  const std::vector<int64_t>& input_shape,
-                                  const BatchObserver& on_batch) {
-  BatcherOptions options;
-  if (on_batch) {
-    options.on_batch = [name = config.name(), on_batch](const BatchStats& s) {
-      on_batch(name, s);
-    };
-  }
-  options.name = config.name();
-  options.max_batch_size = config.batching().max_batch_size();
-  options.preferred_batch_sizes.assign(
-      config.batching().preferred_batch_size().begin(),
-      config.batching().preferred_batch_size().end());
-  options.max_queue_delay =
-      absl::Microseconds(config.batching().max_queue_delay_us());
-  options.max_queue_size = config.batching().max_queue_size();
-  options.bulk_batch_size_under_interactive =
-      config.batching().bulk_batch_size_under_interactive();
-  options.interactive_window =
-      absl::Milliseconds(config.batching().interactive_window_ms());
-  options.max_arrival_wait =
-      absl::Microseconds(config.batching().max_arrival_wait_us());
-  options.per_request = config.batching().per_request();
-  options.input_shape = input_shape;
-  return options;
-}
-
 std::string ModelPath(const std::string& folder, int64_t version) {
   return absl::StrCat(folder, "/", version, "/", kModelFile);
 }
@@ -132,12 +104,19 @@ absl::StatusOr<std::shared_ptr<const Model>> BuildModel(
     output_shapes = runner->output_shapes();
     runners.push_back(std::move(runner));
   }
-  ASSIGN_OR_RETURN(
-      std::unique_ptr<DynamicBatcher> batcher,
-      DynamicBatcher::Create(MakeBatcherOptions(config, input_shape, on_batch),
-                             std::move(runners)));
+  SchedulerParts parts;
+  parts.name = config.name();
+  parts.input_shape = std::move(input_shape);
+  parts.runners = std::move(runners);
+  if (on_batch) {
+    parts.on_batch = [name = config.name(), on_batch](const BatchStats& s) {
+      on_batch(name, s);
+    };
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<Scheduler> scheduler,
+                   CreateScheduler(config.batching(), std::move(parts)));
   return std::make_shared<const Model>(
-      config, version, std::move(labels), std::move(batcher),
+      config, version, std::move(labels), std::move(scheduler),
       std::move(stage.source), std::move(output_shapes));
 }
 

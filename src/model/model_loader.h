@@ -14,7 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "audiotag/v1/model_config.pb.h"
-#include "src/batching/dynamic_batcher.h"
+#include "src/batching/scheduler.h"
 #include "src/model/model.h"
 
 namespace audiotag {
@@ -80,7 +80,8 @@ struct LoadOptions {
 };
 
 // Loads `root`/`name`: config -> normalize -> (stage: link to its source) ->
-// labels -> version -> one TorchRunner per instance -> DynamicBatcher. Never
+// labels -> version -> one TorchRunner per instance -> the Scheduler its
+// batching config chooses (src/batching/scheduler_factory.h). Never
 // throws; failures are in LoadResult::status with the file (and line, for
 // config errors) named.
 LoadResult LoadModelFolder(const std::string& root, const std::string& name,

@@ -15,7 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "audiotag/v1/audiotag.pb.h"
-#include "src/batching/dynamic_batcher.h"
+#include "src/batching/scheduler.h"
 #include "src/model/model.h"
 
 namespace audiotag {

@@ -106,6 +106,7 @@ class OneShotHttpServer {
     listen(fd_, 1);
     thread_ = std::thread([this, reply = std::move(reply)] {
       const int c = accept(fd_, nullptr, nullptr);
+      if (c < 0) return;  // shut down without a client
       char buffer[4096];
       const ssize_t n = recv(c, buffer, sizeof(buffer), 0);
       request_.assign(buffer, n > 0 ? n : 0);
@@ -114,6 +115,8 @@ class OneShotHttpServer {
     });
   }
   ~OneShotHttpServer() {
+    // Ends a wait in accept() when the client never connected.
+    shutdown(fd_, SHUT_RDWR);
     if (thread_.joinable()) thread_.join();
     close(fd_);
   }
@@ -168,6 +171,86 @@ TEST(HttpGet, NoListenerIsUnavailable) {
 TEST(HttpGet, BadUrlIsInvalidArgument) {
   EXPECT_EQ(HttpGet("no-port", absl::Seconds(1)).status().code(),
             absl::StatusCode::kInvalidArgument);
+  for (const char* url : {"https://127.0.0.1:9464/metrics", "ftp://h:21/x",
+                          "http://:9464", "127.0.0.1:port"}) {
+    absl::StatusOr<std::string> body = HttpGet(url, absl::Seconds(1));
+    EXPECT_EQ(body.status().code(), absl::StatusCode::kInvalidArgument) << url;
+    EXPECT_THAT(body.status().message(), ::testing::HasSubstr(url));
+  }
+}
+
+TEST(HttpGet, ResolvesHostNames) {
+  OneShotHttpServer server("HTTP/1.0 200 OK\r\n\r\nok\n");
+  absl::StatusOr<std::string> body = HttpGet(
+      absl::StrCat("localhost:", server.port(), "/m"), absl::Seconds(5));
+  // localhost may resolve to ::1 first; libcurl falls back to 127.0.0.1.
+  ASSERT_TRUE(body.ok()) << body.status();
+  EXPECT_EQ(*body, "ok\n");
+  EXPECT_THAT(server.request(), ::testing::StartsWith("GET /m HTTP/1.0"));
+}
+
+// A peer that answers something other than HTTP: a clear UNAVAILABLE naming
+// the url, never a crash or an empty success.
+TEST(HttpGet, GarbageReplyIsUnavailable) {
+  for (const char* garbage :
+       {"SSH-2.0-OpenSSH_9.2\r\n", "\x16\x03\x01 garbage\r\n\r\n", ""}) {
+    OneShotHttpServer server(garbage);
+    const std::string url = absl::StrCat("127.0.0.1:", server.port());
+    absl::StatusOr<std::string> body = HttpGet(url, absl::Seconds(5));
+    EXPECT_EQ(body.status().code(), absl::StatusCode::kUnavailable)
+        << "reply '" << garbage << "': " << body.status();
+    EXPECT_THAT(body.status().message(),
+                ::testing::HasSubstr("malformed HTTP reply"))
+        << "reply '" << garbage << "'";
+    EXPECT_THAT(body.status().message(), ::testing::HasSubstr(url));
+  }
+}
+
+// What `audiotag bench --metrics_url` reads: the histograms of a 200, or a
+// clear error for a non-200, garbage, or a page whose samples do not parse.
+TEST(ReadHistograms, ParsesTheBodyOfA200) {
+  OneShotHttpServer server(absl::StrCat(
+      "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n", kText));
+  absl::StatusOr<HistogramsByLabel> h =
+      ReadHistograms(absl::StrCat("http://127.0.0.1:", server.port()),
+                     "audiotag_batch_size", "model", absl::Seconds(5));
+  ASSERT_TRUE(h.ok()) << h.status();
+  EXPECT_EQ(h->at("vggish").count, 9);
+  EXPECT_EQ(h->at("tagger").sum, 1);
+}
+
+TEST(ReadHistograms, Non200IsUnavailableWithTheStatusLine) {
+  OneShotHttpServer server(
+      "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy");
+  absl::StatusOr<HistogramsByLabel> h =
+      ReadHistograms(absl::StrCat("127.0.0.1:", server.port()),
+                     "audiotag_batch_size", "model", absl::Seconds(5));
+  EXPECT_EQ(h.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(h.status().message(),
+              ::testing::HasSubstr("HTTP reply 'HTTP/1.1 503 Service "
+                                   "Unavailable'"));
+}
+
+TEST(ReadHistograms, GarbageIsUnavailable) {
+  OneShotHttpServer server("audiotag_batch_size_count 3\n");
+  absl::StatusOr<HistogramsByLabel> h =
+      ReadHistograms(absl::StrCat("127.0.0.1:", server.port()),
+                     "audiotag_batch_size", "model", absl::Seconds(5));
+  EXPECT_EQ(h.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(h.status().message(),
+              ::testing::HasSubstr("malformed HTTP reply"));
+}
+
+TEST(ReadHistograms, UnparsableSampleNamesTheUrlAndLine) {
+  OneShotHttpServer server(
+      "HTTP/1.0 200 OK\r\n\r\n# TYPE audiotag_batch_size histogram\n"
+      "audiotag_batch_size_bucket{model=\"m\",le=\"1\"} many\n");
+  const std::string url = absl::StrCat("127.0.0.1:", server.port());
+  absl::StatusOr<HistogramsByLabel> h =
+      ReadHistograms(url, "audiotag_batch_size", "model", absl::Seconds(5));
+  EXPECT_EQ(h.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(h.status().message(), ::testing::HasSubstr(url));
+  EXPECT_THAT(h.status().message(), ::testing::HasSubstr("metrics line 2"));
 }
 
 }  // namespace
