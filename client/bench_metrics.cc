@@ -110,10 +110,9 @@ struct CurlStringFree {
 };
 using CurlString = std::unique_ptr<char, CurlStringFree>;
 
-// One part of `url`; the default scheme (http) when the url had none.
 CurlString GetPart(CURLU* url, CURLUPart part, CURLUcode* rc) {
   char* text = nullptr;
-  *rc = curl_url_get(url, part, &text, CURLU_DEFAULT_SCHEME);
+  *rc = curl_url_get(url, part, &text, 0);
   return CurlString(text);
 }
 
@@ -127,9 +126,12 @@ absl::StatusOr<std::string> MetricsUrl(absl::string_view text) {
   };
   std::unique_ptr<CURLU, CurlUrlFree> url(curl_url());
   if (url == nullptr) return absl::ResourceExhaustedError("curl_url failed");
-  const std::string copy(text);
-  if (CURLUcode rc = curl_url_set(url.get(), CURLUPART_URL, copy.c_str(),
-                                  CURLU_DEFAULT_SCHEME);
+  // libcurl's own default scheme is https; a bare host:port means http.
+  const std::string full_text = absl::StrContains(text, "://")
+                                    ? std::string(text)
+                                    : absl::StrCat("http://", text);
+  if (CURLUcode rc =
+          curl_url_set(url.get(), CURLUPART_URL, full_text.c_str(), 0);
       rc != CURLUE_OK) {
     return malformed(curl_url_strerror(rc));
   }
