@@ -26,7 +26,7 @@ absl::Status FirstError(const std::vector<absl::Status>& errors) {
 }
 
 // One run per planned model, in plan order (sources before stages), each
-// stage wired to its source's run. Only requested models keep their outputs.
+// stage wired to its sources' runs. Only requested models keep their outputs.
 std::vector<std::unique_ptr<ModelRun>> MakeRuns(
     const RunPlan& plan, const std::shared_ptr<RequestControl>& control,
     int max_in_flight) {
@@ -38,11 +38,13 @@ std::vector<std::unique_ptr<ModelRun>> MakeRuns(
                                               max_in_flight, requested));
   }
   for (size_t i = 0; i < runs.size(); ++i) {
-    const auto& source = plan.models[i]->source();
-    if (source == nullptr) continue;
-    const size_t s = std::find(plan.models.begin(), plan.models.end(), source) -
-                     plan.models.begin();
-    runs[s]->AddDependent(runs[i].get());
+    const std::vector<ModelSource>& sources = plan.models[i]->sources();
+    for (size_t slot = 0; slot < sources.size(); ++slot) {
+      const size_t s = std::find(plan.models.begin(), plan.models.end(),
+                                 sources[slot].model) -
+                       plan.models.begin();
+      runs[s]->AddDependent(runs[i].get(), static_cast<int>(slot));
+    }
   }
   return runs;
 }
@@ -264,11 +266,15 @@ absl::StatusOr<v1::AnalyzeResponse> Analyzer::Analyze(
       status = absl::OkStatus();
     }
     errors.push_back(status);
+    // A stage with several sources may wait for a source that failed: stop
+    // here and let the failure path below abandon what it holds.
+    if (!status.ok()) break;
   }
   // Runs whose own segments failed recorded it; a decode stopped by that
   // failure must not hide it.
   if (absl::Status error = FirstError(errors); !error.ok()) {
     control->Cancel();
+    for (auto& run : runs) run->Abandon();
     std::vector<absl::Status> run_errors;
     for (auto& run : runs) run_errors.push_back(run->Wait());
     absl::Status root = FirstError(run_errors);

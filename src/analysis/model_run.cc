@@ -87,14 +87,36 @@ ModelRun::ModelRun(std::shared_ptr<const Model> model,
       max_in_flight_(std::max(1, max_in_flight)),
       collect_(collect),
       segmenter_(MakeSegmenter(model_->config())),
-      feed_(model_->is_stage() ? nullptr : std::make_shared<SegmentFeed>()) {}
+      feed_(model_->is_stage() ? nullptr : std::make_shared<SegmentFeed>()) {
+  const std::vector<ModelSource>& sources = model_->sources();
+  if (sources.size() < 2) return;
+  auto join = std::make_unique<Join>();
+  for (const ModelSource& source : sources) {
+    const v1::ModelConfig& c = source.model->config();
+    const v1::OutputConfig& out = c.output(source.output);
+    const double rate = c.input().sample_rate();
+    JoinInput& input = join->inputs.emplace_back();
+    input.grid = SegmentGrid::FromSamples(c.segment().window_samples(),
+                                          c.segment().hop_samples(),
+                                          c.segment().center(), rate);
+    input.dim = out.dim();
+    input.source =
+        absl::StrCat("output '", out.name(), "' of model '", c.name(), "'");
+    join->total_dim += out.dim();
+  }
+  absl::MutexLock lock(&mu_);
+  join_ = std::move(join);
+}
 
 ModelRun::~ModelRun() {
   mu_.LockWhen(absl::Condition(this, &ModelRun::Drained));
   mu_.Unlock();
 }
 
-void ModelRun::AddDependent(ModelRun* stage) { dependents_.push_back(stage); }
+void ModelRun::AddDependent(ModelRun* stage, int slot) {
+  dependents_.push_back(
+      Dependent{stage, slot, stage->model().sources()[slot].output});
+}
 
 absl::Status ModelRun::Push(absl::Span<const float> samples) {
   return segmenter_.Push(
@@ -125,7 +147,176 @@ absl::Status ModelRun::FinishSegmenter() {
         return EnqueueSegment(index, start, segment, valid);
       });
   CloseFeed();
+  if (finished.ok()) {
+    bool reached = false;
+    int64_t total = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      total_ = total = segmenter_.segments_emitted();
+      reached = TakeTotalReached();
+    }
+    if (reached) NotifyTotal(total);
+  }
   return finished;
+}
+
+bool ModelRun::TakeTotalReached() {
+  if (total_notified_ || total_ < 0 || done_ < total_) return false;
+  total_notified_ = true;
+  return true;
+}
+
+void ModelRun::NotifyTotal(int64_t total) {
+  for (const Dependent& d : dependents_) d.run->OnSourceTotal(d.slot, total);
+}
+
+void ModelRun::OnSourceTotal(int slot, int64_t total) {
+  std::vector<JoinReady> ready;
+  bool reached = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (slot == 0) {
+      total_ = total;
+      reached = TakeTotalReached();
+    }
+    if (join_ != nullptr && slot > 0 && !join_->closed) {
+      JoinInput& input = join_->inputs[slot];
+      input.total = total;
+      if (total == 0) {
+        // Not a failure of the request (a default model the audio is too
+        // short for is skipped), so nothing else is cancelled.
+        if (error_.ok()) {
+          error_ = absl::InvalidArgumentError(absl::StrCat(
+              "the audio is shorter than one segment of source ", input.source,
+              " of stage model '", model_->name(), "'"));
+        }
+        CloseJoin();
+      } else {
+        TakeReady(&ready);
+      }
+    }
+  }
+  EnqueueReady(std::move(ready));
+  if (reached) NotifyTotal(total);
+}
+
+int64_t ModelRun::Nearest(const Join& join, const JoinInput& input,
+                          int64_t index) {
+  return NearestSegment(input.grid, join.inputs[0].grid.Centre(index),
+                        input.total);
+}
+
+void ModelRun::TakeReady(std::vector<JoinReady>* ready) {
+  Join& join = *join_;
+  for (auto it = join.parked.begin(); it != join.parked.end();) {
+    const int64_t index = it->first;
+    std::vector<const Tensor*> parts = {&it->second.second};
+    for (size_t i = 1; i < join.inputs.size(); ++i) {
+      const JoinInput& input = join.inputs[i];
+      auto found = input.segments.find(Nearest(join, input, index));
+      if (found == input.segments.end()) break;
+      parts.push_back(&found->second);
+    }
+    if (parts.size() < join.inputs.size()) {
+      ++it;
+      continue;
+    }
+    JoinReady& r = ready->emplace_back();
+    r.index = index;
+    r.input.shape = {join.total_dim};
+    r.input.data.reserve(join.total_dim);
+    for (const Tensor* part : parts) {
+      r.input.data.insert(r.input.data.end(), part->data.begin(),
+                          part->data.end());
+    }
+    if (spans_.size() <= static_cast<size_t>(index)) {
+      spans_.resize(index + 1);
+      outputs_.resize(index + 1);
+    }
+    spans_[index] = it->second.first;
+    it = join.parked.erase(it);
+  }
+  // Primary segments still to come, and those parked, are at or after
+  // `first`; the nearest segment only moves forward in time, so each other
+  // source's segments before the one nearest `first` are needed no more
+  // (its latest arrival is kept: it may turn out to be its last).
+  int64_t first = join.next_unseen;
+  if (!join.parked.empty()) first = std::min(first, join.parked.begin()->first);
+  for (size_t i = 1; i < join.inputs.size(); ++i) {
+    JoinInput& input = join.inputs[i];
+    const int64_t keep_from =
+        std::min(Nearest(join, input, first), input.max_arrived);
+    if (keep_from <= input.freed_below) continue;
+    input.segments.erase(input.segments.begin(),
+                         input.segments.lower_bound(keep_from));
+    input.freed_below = keep_from;
+  }
+}
+
+void ModelRun::CloseJoin() {
+  if (join_ == nullptr || join_->closed) return;
+  join_->closed = true;
+  in_flight_ -= static_cast<int64_t>(join_->parked.size());
+  join_->parked.clear();
+  for (JoinInput& input : join_->inputs) input.segments.clear();
+}
+
+void ModelRun::Abandon() {
+  absl::MutexLock lock(&mu_);
+  CloseJoin();
+}
+
+void ModelRun::JoinArrival(int slot, int64_t index, SegmentSpan span,
+                           Tensor input) {
+  std::vector<JoinReady> ready;
+  {
+    absl::MutexLock lock(&mu_);
+    if (join_->closed) return;
+    if (!error_.ok()) {
+      CloseJoin();
+      return;
+    }
+    JoinInput& in = join_->inputs[slot];
+    if (input.shape.size() != 1 || input.shape[0] != in.dim) {
+      Fail(absl::InternalError(
+          absl::StrCat("stage model '", model_->name(), "': source ", in.source,
+                       " gave ", input.ShapeString(), " for segment ", index,
+                       "; a stage with several sources takes one vector of ",
+                       in.dim, " values per segment from it")));
+      CloseJoin();
+      return;
+    }
+    if (slot == 0) {
+      ++in_flight_;  // until the stage is done with the segment
+      join_->parked.emplace(index, std::make_pair(span, std::move(input)));
+      join_->ahead.insert(index);
+      while (!join_->ahead.empty() &&
+             *join_->ahead.begin() == join_->next_unseen) {
+        join_->ahead.erase(join_->ahead.begin());
+        ++join_->next_unseen;
+      }
+    } else if (index >= in.freed_below) {
+      in.max_arrived = std::max(in.max_arrived, index);
+      in.segments.emplace(index, std::move(input));
+    }
+    TakeReady(&ready);
+  }
+  EnqueueReady(std::move(ready));
+}
+
+void ModelRun::EnqueueReady(std::vector<JoinReady> ready) {
+  for (JoinReady& r : ready) {
+    absl::Status status = model_->scheduler().Enqueue(
+        MakeTask(r.index, std::move(r.input), [this] { ReleaseSlot(); }));
+    if (status.ok()) continue;
+    {
+      absl::MutexLock lock(&mu_);
+      Fail(absl::Status(status.code(),
+                        absl::StrCat("stage model '", model_->name(),
+                                     "': ", status.message())));
+    }
+    ReleaseSlot();
+  }
 }
 
 absl::Status ModelRun::Finish() {
@@ -251,8 +442,19 @@ std::unique_ptr<SegmentTask> ModelRun::MakeTask(int64_t index, Tensor input,
   return task;
 }
 
-void ModelRun::EnqueueFromSource(int64_t index, SegmentSpan span, Tensor input,
-                                 Release release) {
+void ModelRun::EnqueueFromSource(int slot, int64_t index, SegmentSpan span,
+                                 Tensor input, Release release) {
+  bool joins = false;
+  {
+    absl::MutexLock lock(&mu_);
+    joins = join_ != nullptr;
+  }
+  if (joins) {
+    // The join keeps what it needs; the source's slot is free at once.
+    JoinArrival(slot, index, span, std::move(input));
+    release();
+    return;
+  }
   Release own = [this, release = std::move(release)] {
     ReleaseSlot();
     release();
@@ -315,8 +517,8 @@ void ModelRun::OnDone(int64_t index, const Release& release,
       Fail(result.status());
     } else {
       span = spans_[index];
-      for (ModelRun* stage : dependents_) {
-        stage_inputs.push_back(result->outputs[stage->model().source_output()]);
+      for (const Dependent& d : dependents_) {
+        stage_inputs.push_back(result->outputs[d.output]);
       }
       if (collect_) outputs_[index] = std::move(result->outputs);
       max_queue_time_ = std::max(max_queue_time_, result->queue_time);
@@ -329,7 +531,21 @@ void ModelRun::OnDone(int64_t index, const Release& release,
       }
     }
   }
+  // Counted once the segment reached every stage, so a stage hears the
+  // total after its last segment.
+  const auto counted = [this] {
+    bool reached = false;
+    int64_t total = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      ++done_;
+      reached = TakeTotalReached();
+      total = total_;
+    }
+    if (reached) NotifyTotal(total);
+  };
   if (stage_inputs.empty()) {
+    counted();
     release();
     return;
   }
@@ -339,10 +555,16 @@ void ModelRun::OnDone(int64_t index, const Release& release,
   Release countdown = [pending, release] {
     if (pending->fetch_sub(1, std::memory_order_acq_rel) == 1) release();
   };
+  // Held until the total is passed on, so the slot is not freed first.
+  Release hold = countdown;
+  pending->fetch_add(1, std::memory_order_relaxed);
   for (size_t i = 0; i < dependents_.size(); ++i) {
-    dependents_[i]->EnqueueFromSource(index, span, std::move(stage_inputs[i]),
-                                      countdown);
+    dependents_[i].run->EnqueueFromSource(dependents_[i].slot, index, span,
+                                          std::move(stage_inputs[i]),
+                                          countdown);
   }
+  counted();
+  hold();
 }
 
 absl::StatusOr<v1::ModelResult> ModelRun::Result(

@@ -12,6 +12,17 @@
 // root segment counts as in flight until every stage downstream of it has
 // finished with it, so `max_in_flight` bounds the whole pipeline.
 //
+// A stage with several sources (input.from_models) joins them: each source's
+// run hands it that source's vector per segment, and the stage queues one
+// segment per primary segment once every other source's segment nearest it
+// in time has arrived (the rule in model_config.proto, ModelInputs). A
+// source learns how many segments it makes when its stream ends and passes
+// the count down (OnSourceTotal), so the last primary segments know which
+// segment of another source is its last. The stage keeps its own copy of
+// what it still needs and frees each source's in-flight slot at once (a
+// source with a long window may need many primary segments' worth of audio
+// before it answers); its own queue limit bounds what it holds.
+//
 // Announcing: an audio run shares a SegmentFeed (task.h) with its queued
 // segments. While the request decodes, the feed says more are coming (count
 // unknown); PushWhole, for audio decoded whole, announces the exact count;
@@ -27,7 +38,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <set>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -39,6 +54,7 @@
 #include "audiotag/v1/audiotag.pb.h"
 #include "src/analysis/aggregator.h"
 #include "src/batching/task.h"
+#include "src/common/segment_grid.h"
 #include "src/features/segmenter.h"
 #include "src/model/model.h"
 
@@ -59,9 +75,14 @@ class ModelRun {
   const Model& model() const { return *model_; }
 
   // Feeds every segment result of this run to `stage`, a run of a stage
-  // whose source is this run's model. Call before the first Push. `stage`
-  // must outlive this run's callbacks.
-  void AddDependent(ModelRun* stage);
+  // whose source number `slot` (StageSources order) is this run's model.
+  // Call before the first Push. `stage` must outlive this run's callbacks.
+  void AddDependent(ModelRun* stage, int slot = 0);
+
+  // Gives up on the segments a stage with several sources holds back for a
+  // source that will not deliver (the request failed): frees them, so Wait
+  // returns. Call after the request is cancelled.
+  void Abandon();
 
   // Feeds the next decoded samples at the model's rate (audio models only).
   // Blocks while
@@ -106,10 +127,56 @@ class ModelRun {
 
   absl::Status EnqueueSegment(int64_t index, int64_t start,
                               absl::Span<const float> samples, int64_t valid);
-  // Stage side: queues one source output; never blocks. Errors fail the
-  // request (recorded, and `release` called).
-  void EnqueueFromSource(int64_t index, SegmentSpan span, Tensor input,
-                         Release release);
+  // Stage side: queues one output of source `slot`; never blocks. Errors
+  // fail the request (recorded, and `release` called).
+  void EnqueueFromSource(int slot, int64_t index, SegmentSpan span,
+                         Tensor input, Release release);
+  // Stage side: source `slot` makes `total` segments in all.
+  void OnSourceTotal(int slot, int64_t total);
+
+  // A stage with several sources (input.from_models).
+  struct JoinInput {
+    SegmentGrid grid;
+    int64_t dim = 0;
+    std::string source;  // "output 'o' of model 'm'", for errors
+    // Arrived and maybe still needed (non-primary sources).
+    std::map<int64_t, Tensor> segments;
+    int64_t total = -1;  // segments the source makes, once known
+    int64_t max_arrived = -1;
+    int64_t freed_below = 0;  // segments below this are needed no more
+  };
+  struct JoinReady {
+    int64_t index = 0;
+    Tensor input;
+  };
+  struct Join {
+    std::vector<JoinInput> inputs;  // [0] is the primary
+    int64_t total_dim = 0;
+    // Primary segments waiting for the other sources, with their spans.
+    std::map<int64_t, std::pair<SegmentSpan, Tensor>> parked;
+    // Primary arrivals: every index below next_unseen, and those in ahead.
+    int64_t next_unseen = 0;
+    std::set<int64_t> ahead;
+    // After a failure: arrivals are dropped.
+    bool closed = false;
+  };
+  // The source segment of `input` nearest (by window centre) the primary's
+  // segment `index`.
+  static int64_t Nearest(const Join& join, const JoinInput& input,
+                         int64_t index);
+  void JoinArrival(int slot, int64_t index, SegmentSpan span, Tensor input)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Moves the parked segments whose sources have all arrived to `ready`
+  // (their spans recorded) and frees source segments no longer needed.
+  void TakeReady(std::vector<JoinReady>* ready)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops every parked segment (their in-flight counts too) and closes.
+  void CloseJoin() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EnqueueReady(std::vector<JoinReady> ready) ABSL_LOCKS_EXCLUDED(mu_);
+  // True once (the caller then passes total_ on) when every segment of a
+  // known total has called back.
+  bool TakeTotalReached() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void NotifyTotal(int64_t total) ABSL_LOCKS_EXCLUDED(mu_);
   std::unique_ptr<SegmentTask> MakeTask(int64_t index, Tensor input,
                                         Release release);
   void OnDone(int64_t index, const Release& release,
@@ -140,7 +207,12 @@ class ModelRun {
   // The segmenter's Finish has run (PushWhole). Request thread only.
   bool segmenter_finished_ = false;
   // Set before the first segment; read-only afterwards.
-  std::vector<ModelRun*> dependents_;
+  struct Dependent {
+    ModelRun* run;
+    int slot;    // which of its sources this run is
+    int output;  // the output of this run's model it takes
+  };
+  std::vector<Dependent> dependents_;
 
   mutable absl::Mutex mu_;
   int64_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
@@ -152,6 +224,13 @@ class ModelRun {
   absl::Duration frontend_time_ ABSL_GUARDED_BY(mu_);
   absl::Duration forward_time_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<uint64_t> batches_seen_ ABSL_GUARDED_BY(mu_);
+  // Segments this run makes (audio: when the stream ends; stage: its
+  // primary source's), -1 until known; segments called back so far.
+  int64_t total_ ABSL_GUARDED_BY(mu_) = -1;
+  int64_t done_ ABSL_GUARDED_BY(mu_) = 0;
+  bool total_notified_ ABSL_GUARDED_BY(mu_) = false;
+  // Null unless the model is a stage with several sources.
+  std::unique_ptr<Join> join_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace audiotag

@@ -22,8 +22,14 @@ RunPlan PlanRuns(const std::vector<std::shared_ptr<const Model>>& requested) {
   std::map<std::string, std::shared_ptr<const Model>> sources;
   std::map<std::string, int> versions_seen;
   std::vector<std::shared_ptr<const Model>> chain_models;
-  for (const auto& model : requested) {
-    for (auto s = model->source(); s != nullptr; s = s->source()) {
+  // Every source reachable from a requested model, each version once.
+  std::vector<std::shared_ptr<const Model>> pending(requested.begin(),
+                                                    requested.end());
+  while (!pending.empty()) {
+    const std::shared_ptr<const Model> model = std::move(pending.back());
+    pending.pop_back();
+    for (const ModelSource& source : model->sources()) {
+      const std::shared_ptr<const Model>& s = source.model;
       if (std::find(chain_models.begin(), chain_models.end(), s) !=
           chain_models.end()) {
         continue;
@@ -31,6 +37,7 @@ RunPlan PlanRuns(const std::vector<std::shared_ptr<const Model>>& requested) {
       chain_models.push_back(s);
       sources[s->name()] = s;
       ++versions_seen[s->name()];
+      pending.push_back(s);
     }
   }
   std::vector<std::shared_ptr<const Model>> wanted;

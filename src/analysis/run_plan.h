@@ -2,9 +2,10 @@
 #define AUDIOTAG_SRC_ANALYSIS_RUN_PLAN_H_
 
 // Which model versions one request runs: the requested models and,
-// transitively, the sources of the stages among them (Model::source), each
-// distinct version exactly once, so a backbone shared by two heads runs once
-// per segment. Pure function; thread-safe.
+// transitively, the sources of the stages among them (Model::sources), each
+// distinct version exactly once, so a backbone shared by two heads (or read
+// by one head with several sources) runs once per segment. Pure function;
+// thread-safe.
 
 #include <memory>
 #include <vector>

@@ -69,23 +69,40 @@ absl::Status NormalizeLogMel(v1::InputConfig* input) {
 
 // A stage's timing and tensor layout are its root model's, so any of them
 // set here would be silently ignored: reject them instead.
-absl::Status NormalizeStageInput(const std::string& name,
-                                 const v1::InputConfig& input) {
-  const v1::ModelInput& from = input.from_model();
-  if (from.model().empty()) {
-    return Invalid("input.from_model.model", "is required");
+absl::Status NormalizeStageInput(const v1::ModelConfig& config) {
+  const std::string& name = config.name();
+  const v1::InputConfig& input = config.input();
+  const std::vector<v1::ModelInput> sources = StageSources(config);
+  if (sources.empty()) {
+    return Invalid("input.from_models.source",
+                   "needs at least one source model");
   }
-  if (from.model() == name) {
-    return Invalid(
-        "input.from_model.model",
-        absl::StrCat("model '", name, "' cannot take its own output"));
-  }
-  if (from.output().empty()) {
-    return Invalid("input.from_model.output", "is required");
-  }
-  if (from.dim() < 0) {
-    return Invalid("input.from_model.dim",
-                   absl::StrCat("must be >= 0, got ", from.dim()));
+  for (size_t i = 0; i < sources.size(); ++i) {
+    const v1::ModelInput& from = sources[i];
+    const std::string field = StageSourceField(config, static_cast<int>(i));
+    if (from.model().empty()) {
+      return Invalid(absl::StrCat(field, ".model"), "is required");
+    }
+    if (from.model() == name) {
+      return Invalid(
+          absl::StrCat(field, ".model"),
+          absl::StrCat("model '", name, "' cannot take its own output"));
+    }
+    if (from.output().empty()) {
+      return Invalid(absl::StrCat(field, ".output"), "is required");
+    }
+    if (from.dim() < 0) {
+      return Invalid(absl::StrCat(field, ".dim"),
+                     absl::StrCat("must be >= 0, got ", from.dim()));
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (sources[j].model() == from.model() &&
+          sources[j].output() == from.output()) {
+        return Invalid(field,
+                       absl::StrCat("output '", from.output(), "' of model '",
+                                    from.model(), "' is already source ", j));
+      }
+    }
   }
   if (input.sample_rate() != 0) {
     return Invalid("input.sample_rate",
@@ -124,6 +141,7 @@ absl::Status NormalizeInput(v1::InputConfig* input) {
     case v1::InputConfig::kLogMel:
       return NormalizeLogMel(input);
     case v1::InputConfig::kFromModel:  // handled by NormalizeStageInput
+    case v1::InputConfig::kFromModels:
     case v1::InputConfig::FRONT_END_NOT_SET:
       break;
   }
@@ -313,7 +331,7 @@ absl::Status NormalizeModelConfig(absl::string_view folder_name,
                                             "'torchscript'"));
   }
   if (IsStage(*config)) {
-    RETURN_IF_ERROR(NormalizeStageInput(config->name(), config->input()));
+    RETURN_IF_ERROR(NormalizeStageInput(*config));
     if (config->has_segment()) {
       return Invalid("segment",
                      "must be left out for a from_model stage (its segments "
@@ -347,7 +365,19 @@ absl::Status NormalizeModelConfig(absl::string_view folder_name,
 }
 
 bool IsStage(const v1::ModelConfig& config) {
-  return config.input().has_from_model();
+  return config.input().has_from_model() || config.input().has_from_models();
+}
+
+std::vector<v1::ModelInput> StageSources(const v1::ModelConfig& config) {
+  if (config.input().has_from_model()) return {config.input().from_model()};
+  if (!config.input().has_from_models()) return {};
+  const auto& sources = config.input().from_models().source();
+  return std::vector<v1::ModelInput>(sources.begin(), sources.end());
+}
+
+std::string StageSourceField(const v1::ModelConfig& config, int index) {
+  if (config.input().has_from_model()) return "input.from_model";
+  return absl::StrCat("input.from_models.source[", index, "]");
 }
 
 void InheritRootTiming(const v1::ModelConfig& source, v1::ModelConfig* stage) {

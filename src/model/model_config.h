@@ -26,8 +26,17 @@ absl::StatusOr<v1::ModelConfig> ReadModelConfig(const std::string& path);
 absl::Status NormalizeModelConfig(absl::string_view folder_name,
                                   v1::ModelConfig* config);
 
-// True when `config` is a pipeline stage (input.from_model).
+// True when `config` is a pipeline stage (input.from_model or
+// input.from_models).
 bool IsStage(const v1::ModelConfig& config);
+
+// A stage's sources in order: input.from_model, or input.from_models.source.
+// Empty for an audio model.
+std::vector<v1::ModelInput> StageSources(const v1::ModelConfig& config);
+
+// The config field of source `index`, for errors: "input.from_model" or
+// "input.from_models.source[<index>]".
+std::string StageSourceField(const v1::ModelConfig& config, int index);
 
 // Copies the source's sample rate and segment (its own, or inherited from its
 // root when it is a stage itself) into a normalized stage config, so a stage

@@ -117,29 +117,34 @@ absl::StatusOr<std::shared_ptr<const Model>> BuildModel(
                    CreateScheduler(config.batching(), std::move(parts)));
   return std::make_shared<const Model>(
       config, version, std::move(labels), std::move(scheduler),
-      std::move(stage.source), std::move(output_shapes));
+      std::move(stage.sources), std::move(output_shapes));
 }
 
-// For a stage: finds its source and links to it (filling the inherited
+// For a stage: finds its sources and links to them (filling the inherited
 // timing into `result->config`). Sets source_failed on failure.
 absl::StatusOr<StageInput> ResolveStage(const LoadOptions& options,
                                         const std::string& config_path,
                                         LoadResult* result) {
-  const std::string& source_name = result->config.input().from_model().model();
-  absl::StatusOr<std::shared_ptr<const Model>> source =
-      options.find_source ? options.find_source(source_name)
-                          : absl::FailedPreconditionError("no source lookup");
-  absl::StatusOr<StageInput> input =
-      source.ok() ? LinkStage(*source, &result->config)
-                  : absl::StatusOr<StageInput>(source.status());
+  std::vector<std::shared_ptr<const Model>> sources;
+  for (const v1::ModelInput& from : StageSources(result->config)) {
+    absl::StatusOr<std::shared_ptr<const Model>> source =
+        options.find_source ? options.find_source(from.model())
+                            : absl::FailedPreconditionError("no source lookup");
+    if (!source.ok()) {
+      result->source_failed = true;
+      return absl::Status(
+          source.status().code(),
+          absl::StrCat("source model '", from.model(),
+                       "' is not available: ", source.status().message()));
+    }
+    sources.push_back(*std::move(source));
+  }
+  absl::StatusOr<StageInput> input = LinkStage(sources, &result->config);
   if (!input.ok()) {
     result->source_failed = true;
-    const std::string what = source.ok()
-                                 ? absl::StrCat(config_path, ": ")
-                                 : absl::StrCat("source model '", source_name,
-                                                "' is not available: ");
-    return absl::Status(input.status().code(),
-                        absl::StrCat(what, input.status().message()));
+    return absl::Status(
+        input.status().code(),
+        absl::StrCat(config_path, ": ", input.status().message()));
   }
   return input;
 }
@@ -203,11 +208,15 @@ std::string FolderFingerprint(const std::string& folder) {
   return absl::StrJoin(stamps, ";");
 }
 
-std::string StageSourceOf(const std::string& folder) {
+std::vector<std::string> StageSourcesOf(const std::string& folder) {
   absl::StatusOr<v1::ModelConfig> config =
       ReadModelConfig(folder + "/" + kConfigFile);
-  if (!config.ok() || !IsStage(*config)) return "";
-  return config->input().from_model().model();
+  std::vector<std::string> names;
+  if (!config.ok()) return names;
+  for (const v1::ModelInput& from : StageSources(*config)) {
+    names.push_back(from.model());
+  }
+  return names;
 }
 
 bool LooksLikeCompleteZip(const std::string& path) {

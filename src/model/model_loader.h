@@ -34,9 +34,10 @@ std::string FolderFingerprint(const std::string& folder);
 // ascending.
 std::vector<int64_t> ListVersions(const std::string& folder);
 
-// The source model a folder's config names in input.from_model, or "" (an
-// audio model, or a config that does not parse: its load reports why).
-std::string StageSourceOf(const std::string& folder);
+// The source models a folder's config names in input.from_model or
+// input.from_models, in order; empty for an audio model, or a config that
+// does not parse (its load reports why).
+std::vector<std::string> StageSourcesOf(const std::string& folder);
 
 // Whether `path` ends with a zip end-of-central-directory record, as every
 // complete TorchScript file does. False for a file still being written (or

@@ -161,12 +161,13 @@ class ModelRepositoryImpl : public ModelRepository {
   void Prune(const std::vector<std::string>& names) ABSL_LOCKS_EXCLUDED(mu_);
   // Loads `name` if its key (files, and its source's generation for a stage)
   // changed since the last attempt.
-  void MaybeLoad(const std::string& name, const std::string& source)
+  void MaybeLoad(const std::string& name,
+                 const std::vector<std::string>& sources)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(rescan_mu_) ABSL_LOCKS_EXCLUDED(mu_);
-  // Fails a model that is part of a from_model cycle.
+  // Fails a model that is part of a from_model(s) cycle.
   void FailCycle(const std::string& name, const std::string& cycle)
       ABSL_LOCKS_EXCLUDED(mu_);
-  std::string SourceKey(const std::string& source) const
+  std::string SourceKey(const std::vector<std::string>& sources) const
       ABSL_LOCKS_EXCLUDED(mu_);
   void Apply(const std::string& name, const std::string& fingerprint,
              LoadResult result, absl::Duration load_time = absl::ZeroDuration())
@@ -233,19 +234,23 @@ void ModelRepositoryImpl::Prune(const std::vector<std::string>& names) {
   for (const ModelEvent& event : events) Notify(event);
 }
 
-std::string ModelRepositoryImpl::SourceKey(const std::string& source) const {
-  if (source.empty()) return "";
+std::string ModelRepositoryImpl::SourceKey(
+    const std::vector<std::string>& sources) const {
   absl::MutexLock lock(&mu_);
-  auto it = entries_.find(source);
-  const std::string generation =
-      it == entries_.end() ? "none" : absl::StrCat(it->second.generation);
-  return absl::StrCat("|source=", source, "#", generation);
+  std::string key;
+  for (const std::string& source : sources) {
+    auto it = entries_.find(source);
+    const std::string generation =
+        it == entries_.end() ? "none" : absl::StrCat(it->second.generation);
+    absl::StrAppend(&key, "|source=", source, "#", generation);
+  }
+  return key;
 }
 
 void ModelRepositoryImpl::MaybeLoad(const std::string& name,
-                                    const std::string& source) {
+                                    const std::vector<std::string>& sources) {
   const std::string key =
-      FolderFingerprint(options_.root + "/" + name) + SourceKey(source);
+      FolderFingerprint(options_.root + "/" + name) + SourceKey(sources);
   LoadOptions load;
   {
     absl::MutexLock lock(&mu_);
@@ -285,7 +290,7 @@ void ModelRepositoryImpl::FailCycle(const std::string& name,
   result.source_failed = true;
   result.status = absl::InvalidArgumentError(
       absl::StrCat(options_.root, "/", name,
-                   "/config.pbtxt: input.from_model: the models form a "
+                   "/config.pbtxt: input.from_model(s): the models form a "
                    "cycle: ",
                    cycle));
   Apply(name, key, std::move(result));
@@ -392,9 +397,9 @@ void ModelRepositoryImpl::Rescan() {
       ListModelFolders(options_.root);
   if (names.ok()) {
     Prune(*names);
-    std::map<std::string, std::string> sources;
+    std::map<std::string, std::vector<std::string>> sources;
     for (const std::string& name : *names) {
-      sources[name] = StageSourceOf(options_.root + "/" + name);
+      sources[name] = StageSourcesOf(options_.root + "/" + name);
     }
     const LoadOrder order = OrderBySource(sources);
     for (const auto& [name, cycle] : order.cycles) FailCycle(name, cycle);

@@ -1,12 +1,14 @@
 // The analyzer running pipelines (src/analysis/run_plan.cc and the stage side
 // of model_run.cc) against real TorchScript models: shared sources run once
-// per segment, stages get their source's outputs, and only requested models
-// are returned.
+// per segment, stages get their source's outputs (several sources' aligned
+// by time), and only requested models are returned.
 #include <atomic>
 #include <cmath>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
@@ -159,6 +161,179 @@ TEST_F(PipelineAnalyzerTest, ReprogrammingChainMatchesTheSingleModel) {
   }
   EXPECT_NEAR(chain.pooled().values(0), reference.pooled().values(0), 1e-4);
   EXPECT_GT(std::abs(chain.pooled().values(0)), 0.1);
+}
+
+// 16-bit mono PCM WAV bytes of `samples` at `rate`.
+std::string WavBytes(const std::vector<float>& samples, int rate) {
+  std::string out;
+  auto put = [&](uint32_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i)
+      out.push_back(static_cast<char>(v >> 8 * i));
+  };
+  out += "RIFF";
+  put(36 + 2 * samples.size(), 4);
+  out += "WAVEfmt ";
+  put(16, 4);
+  put(1, 2);  // PCM
+  put(1, 2);  // mono
+  put(rate, 4);
+  put(rate * 2, 4);
+  put(2, 2);
+  put(16, 2);
+  out += "data";
+  put(2 * samples.size(), 4);
+  for (float x : samples) {
+    put(static_cast<uint16_t>(static_cast<int16_t>(std::lround(x * 32767))), 2);
+  }
+  return out;
+}
+
+// Two backbones on different grids and rates, each embedding a segment as
+// its mean sample, and an identity stage reading both: "wide" (16 kHz, 1 s
+// windows every 0.5 s) is the primary, "narrow" (8 kHz, 0.35 s windows, no
+// overlap) is aligned onto it.
+void WriteTwoGrids(const std::string& root) {
+  testing::WriteModelFolder(
+      root, "wide", R"pb(
+        input {
+          sample_rate: 16000
+          waveform {}
+        }
+        segment { window_samples: 16000 hop_samples: 8000 }
+        batching { max_batch_size: 4 max_queue_delay_us: 500 }
+        output { name: "embedding" kind: EMBEDDING dim: 1 }
+      )pb",
+      0, 1, R"(
+def forward(self, x):
+    return x.mean(1, keepdim=True)
+)");
+  testing::WriteModelFolder(
+      root, "narrow", R"pb(
+        input {
+          sample_rate: 8000
+          waveform {}
+        }
+        segment { window_samples: 2800 }
+        batching { max_batch_size: 4 max_queue_delay_us: 500 }
+        output { name: "embedding" kind: EMBEDDING dim: 1 }
+      )pb",
+      0, 1, R"(
+def forward(self, x):
+    return x.mean(1, keepdim=True)
+)");
+  testing::WriteModelFolder(
+      root, "joined", R"pb(
+        input {
+          from_models {
+            source { model: "wide" output: "embedding" dim: 1 }
+            source { model: "narrow" output: "embedding" }
+          }
+        }
+        batching { max_batch_size: 4 max_queue_delay_us: 500 }
+        output { name: "both" kind: EMBEDDING dim: 2 }
+      )pb",
+      0, 1, R"(
+def forward(self, x):
+    return x
+)");
+}
+
+TEST_F(PipelineAnalyzerTest, StageOnTwoGridsGetsTheNearestSegmentOfEach) {
+  const std::string root = MakeTempDir("models");
+  WriteTwoGrids(root);
+  Open(root);
+  // A ramp: a segment's mean tells where it lies.
+  std::vector<float> ramp(16000 * 3.2);
+  for (size_t i = 0; i < ramp.size(); ++i) {
+    ramp[i] = -0.9f + 1.8f * static_cast<float>(i) / ramp.size();
+  }
+  v1::AnalyzeOptions options;
+  for (const char* m : {"joined", "wide", "narrow"}) options.add_models(m);
+  options.mutable_outputs()->set_segment_embeddings(true);
+  absl::StatusOr<v1::AnalyzeResponse> response = analyzer_->Analyze(
+      WavBytes(ramp, 16000), options,
+      std::make_shared<RequestControl>(1, Priority::kInteractive,
+                                       absl::InfiniteFuture()));
+  ASSERT_TRUE(response.ok()) << response.status();
+  const v1::OutputResult& joined = Output(*response, "joined");
+  const v1::OutputResult& wide = Output(*response, "wide");
+  const v1::OutputResult& narrow = Output(*response, "narrow");
+  ASSERT_GE(wide.segments_size(), 6);
+  ASSERT_GE(narrow.segments_size(), 9);
+  // Each backbone ran once per segment of its own grid although its own
+  // outputs were requested too; the stage once per primary segment.
+  EXPECT_EQ(counter_.Get("wide"), wide.segments_size());
+  EXPECT_EQ(counter_.Get("narrow"), narrow.segments_size());
+  EXPECT_EQ(counter_.Get("joined"), wide.segments_size());
+  // The stage has the primary's segments and times.
+  ASSERT_EQ(joined.segments_size(), wide.segments_size());
+  std::set<int> narrow_used;
+  for (int k = 0; k < joined.segments_size(); ++k) {
+    const v1::SegmentEmbedding& s = joined.segments(k);
+    EXPECT_DOUBLE_EQ(s.start_seconds(), wide.segments(k).start_seconds());
+    EXPECT_DOUBLE_EQ(s.end_seconds(), wide.segments(k).end_seconds());
+    ASSERT_EQ(s.values_size(), 2);
+    EXPECT_FLOAT_EQ(s.values(0), wide.segments(k).values(0)) << k;
+    // The narrow segment whose window centre is nearest the wide one's,
+    // found by brute force (the earlier on a tie).
+    const double centre = 0.5 * k + 0.5;
+    int nearest = 0;
+    for (int j = 1; j < narrow.segments_size(); ++j) {
+      if (std::abs(0.35 * j + 0.175 - centre) <
+          std::abs(0.35 * nearest + 0.175 - centre) - 1e-9) {
+        nearest = j;
+      }
+    }
+    EXPECT_FLOAT_EQ(s.values(1), narrow.segments(nearest).values(0)) << k;
+    narrow_used.insert(nearest);
+  }
+  // The alignment skipped narrow segments, and the ramp tells them apart.
+  EXPECT_LT(narrow_used.size(), static_cast<size_t>(narrow.segments_size()));
+  EXPECT_LT(narrow.segments(0).values(0), narrow.segments(1).values(0) - 0.1);
+}
+
+TEST_F(PipelineAnalyzerTest, StageOnTwoGridsIsSkippedWhenOneSourceIsTooLong) {
+  const std::string root = MakeTempDir("models");
+  WriteTwoGrids(root);
+  // A primary whose segments drop a partial one and are longer than the
+  // audio; the secondary still runs.
+  testing::WriteModelFolder(
+      root, "long", R"pb(
+        input {
+          sample_rate: 16000
+          waveform {}
+        }
+        segment { window_samples: 64000 last_segment: LAST_SEGMENT_DROP }
+        output { name: "embedding" kind: EMBEDDING dim: 1 }
+      )pb",
+      0, 1, R"(
+def forward(self, x):
+    return x.mean(1, keepdim=True)
+)");
+  testing::WriteModelFolder(root, "late", R"pb(
+                              input {
+                                from_models {
+                                  source { model: "narrow" output: "embedding" }
+                                  source { model: "long" output: "embedding" }
+                                }
+                              }
+                              output { name: "both" kind: EMBEDDING dim: 2 }
+                            )pb",
+                            0, 1, R"(
+def forward(self, x):
+    return x
+)");
+  Open(root);
+  // Explicitly requested: the error names the model.
+  absl::StatusOr<v1::AnalyzeResponse> response = Analyze({"late"}, 2.0);
+  ASSERT_FALSE(response.ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(response.status())) << response.status();
+  EXPECT_THAT(std::string(response.status().message()),
+              ::testing::HasSubstr("'long'"));
+  // A second request still works: nothing was left behind.
+  absl::StatusOr<v1::AnalyzeResponse> joined = Analyze({"joined"}, 2.0);
+  ASSERT_TRUE(joined.ok()) << joined.status();
+  EXPECT_EQ(Output(*joined, "joined").segments_size(), 3);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
@@ -246,6 +247,67 @@ TEST(NormalizeModelConfig, NeedsFrontEnd) {
   absl::Status status = NormalizeModelConfig("m", &config);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(status.message(), HasSubstr("front-end"));
+}
+
+// A stage on several sources (input.from_models): what the config alone can
+// get wrong.
+struct StageCase {
+  std::string sources;  // the inside of from_models { ... }
+  std::string message;  // expected in the error
+};
+
+class NormalizeStageInvalid : public ::testing::TestWithParam<StageCase> {};
+
+TEST_P(NormalizeStageInvalid, NamesTheSource) {
+  v1::ModelConfig config =
+      Parse(absl::StrCat("input { from_models { ", GetParam().sources,
+                         " } }\noutput { name: \"t\" kind: TAGS dim: 2 }\n"));
+  const absl::Status status = NormalizeModelConfig("head", &config);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_THAT(status.message(), HasSubstr(GetParam().message));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EachMistake, NormalizeStageInvalid,
+    ::testing::Values(
+        StageCase{"", "input.from_models.source: needs at least one source"},
+        StageCase{"source { model: \"a\" output: \"e\" } source { output: "
+                  "\"e\" }",
+                  "input.from_models.source[1].model: is required"},
+        StageCase{"source { model: \"a\" output: \"e\" } source { model: "
+                  "\"b\" }",
+                  "input.from_models.source[1].output: is required"},
+        StageCase{"source { model: \"a\" output: \"e\" } source { model: "
+                  "\"head\" output: \"e\" }",
+                  "input.from_models.source[1].model: model 'head' cannot "
+                  "take its own output"},
+        StageCase{"source { model: \"a\" output: \"e\" dim: -1 }",
+                  "input.from_models.source[0].dim: must be >= 0"},
+        StageCase{"source { model: \"a\" output: \"e\" } source { model: "
+                  "\"b\" output: \"e\" } source { model: \"a\" output: "
+                  "\"e\" }",
+                  "input.from_models.source[2]: output 'e' of model 'a' is "
+                  "already source 0"}));
+
+TEST(NormalizeModelConfig, StageOnSeveralSourcesTakesNoTimingOfItsOwn) {
+  const std::string sources =
+      "from_models { source { model: \"a\" output: \"e\" } source { model: "
+      "\"b\" output: \"e\" } }";
+  const std::string outputs = "output { name: \"t\" kind: TAGS dim: 2 }\n";
+  v1::ModelConfig ok =
+      Parse(absl::StrCat("input { ", sources, " }\n", outputs));
+  ASSERT_TRUE(NormalizeModelConfig("head", &ok).ok());
+  EXPECT_TRUE(IsStage(ok));
+  ASSERT_EQ(StageSources(ok).size(), 2u);
+  EXPECT_EQ(StageSources(ok)[1].model(), "b");
+  v1::ModelConfig rate = Parse(
+      absl::StrCat("input { sample_rate: 16000 ", sources, " }\n", outputs));
+  EXPECT_THAT(NormalizeModelConfig("head", &rate).message(),
+              HasSubstr("input.sample_rate"));
+  v1::ModelConfig segment = Parse(absl::StrCat(
+      "input { ", sources, " }\nsegment { window_samples: 10 }\n", outputs));
+  EXPECT_THAT(NormalizeModelConfig("head", &segment).message(),
+              HasSubstr("segment: must be left out"));
 }
 
 TEST(NormalizeModelConfig, NeedsAnOutput) {

@@ -1,9 +1,11 @@
-// Pipeline stages in the model repository (input.from_model): load order,
+// Pipeline stages in the model repository (input.from_model, from_models):
+// load order,
 // the load-time checks against the source, and what a source's reload or
 // removal does to its stages.
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -20,6 +22,7 @@ using ::audiotag::testing::MakeTempDir;
 using ::audiotag::testing::StageConfig;
 using ::audiotag::testing::WriteBackboneAndHeads;
 using ::audiotag::testing::WriteModelFolder;
+using ::audiotag::testing::WriteReprogrammingChain;
 using ::testing::HasSubstr;
 
 constexpr char kPassThrough[] = "def forward(self, e):\n    return e\n";
@@ -128,6 +131,87 @@ TEST(PipelineRepository, CycleFailsEveryModelOnIt) {
     EXPECT_EQ(info.state(), v1::FAILED);
     EXPECT_THAT(info.state_reason(), HasSubstr("cycle"));
   }
+}
+
+// A stage on the backbone and head_a (whose timing is the backbone's).
+std::string TwoSourceConfig(const std::string& second_model,
+                            const std::string& second_output,
+                            const std::string& second_dim = "") {
+  return absl::StrCat(
+      "input { from_models {\n"
+      "  source { model: \"backbone\" output: \"embedding\" dim: 2 }\n"
+      "  source { model: \"",
+      second_model, "\" output: \"", second_output, "\" ", second_dim,
+      " }\n} }\noutput { name: \"e\" kind: EMBEDDING dim: 4 }\n");
+}
+
+TEST(PipelineRepository, StageOnTwoSourcesLoadsAgainstBoth) {
+  const std::string root = MakeTempDir("models");
+  WriteBackboneAndHeads(root);
+  WriteModelFolder(root, "both", TwoSourceConfig("head_a", "out", "dim: 2"), 0,
+                   1, kPassThrough);
+  auto repository = OpenOrDie(root);
+  auto both = repository->Get("both");
+  ASSERT_TRUE(both.ok()) << both.status();
+  ASSERT_EQ((*both)->sources().size(), 2u);
+  EXPECT_EQ((*both)->sources()[0].model, *repository->Get("backbone"));
+  EXPECT_EQ((*both)->sources()[1].model, *repository->Get("head_a"));
+  EXPECT_EQ((*both)->depth(), 2);  // head_a is a stage itself
+  const v1::ModelInfo info = InfoOf(*repository, "both");
+  EXPECT_EQ(info.sample_rate(), 16000);  // the primary's root timing
+  EXPECT_DOUBLE_EQ(info.segment_seconds(), 1.0);
+  EXPECT_EQ(info.config().input().from_models().source_size(), 2);
+}
+
+TEST(PipelineRepository, StageOnTwoSourcesChecksEachAtLoad) {
+  const std::string root = MakeTempDir("models");
+  WriteBackboneAndHeads(root);
+  WriteReprogrammingChain(root);
+  struct Case {
+    std::string name, config, reason;
+  };
+  const std::vector<Case> cases = {
+      {"unknown", TwoSourceConfig("nope", "out"),
+       "source model 'nope' is not available: unknown model 'nope'"},
+      {"kind", TwoSourceConfig("head_b", "scores"),
+       "input.from_models.source[1].output: output 'scores' of model "
+       "'head_b' is TAGS; a stage with several sources concatenates "
+       "EMBEDDING outputs"},
+      {"dim", TwoSourceConfig("head_a", "out", "dim: 3"),
+       "input.from_models.source[1].dim: the stage expects dim 3 but output "
+       "'out' of model 'head_a' has dim 2"},
+      {"output", TwoSourceConfig("head_a", "typo"),
+       "input.from_models.source[1].output: model 'head_a' has no output "
+       "'typo'"},
+      {"frames", TwoSourceConfig("transform", "features"),
+       "input.from_models.source[1].output: output 'features' of model "
+       "'transform' is frame-wise"},
+  };
+  for (const Case& c : cases) {
+    WriteModelFolder(root, c.name, c.config, 0, 1, kPassThrough);
+  }
+  auto repository = OpenOrDie(root);
+  for (const Case& c : cases) {
+    const v1::ModelInfo info = InfoOf(*repository, c.name);
+    EXPECT_EQ(info.state(), v1::FAILED) << c.name;
+    EXPECT_THAT(info.state_reason(), HasSubstr(c.reason)) << c.name;
+  }
+}
+
+TEST(PipelineRepository, CycleThroughASecondSourceFailsEveryModelOnIt) {
+  const std::string root = MakeTempDir("models");
+  WriteBackboneAndHeads(root);
+  WriteModelFolder(root, "x", TwoSourceConfig("y", "e"), 0, 1, kPassThrough);
+  WriteModelFolder(
+      root, "y",
+      StageConfig("x", "e", "output { name: \"e\" kind: EMBEDDING dim: 4 }"), 0,
+      1, kPassThrough);
+  auto repository = OpenOrDie(root);
+  EXPECT_THAT(InfoOf(*repository, "x").state_reason(),
+              HasSubstr("the models form a cycle: x -> y -> x"));
+  EXPECT_THAT(InfoOf(*repository, "y").state_reason(),
+              HasSubstr("the models form a cycle: y -> x -> y"));
+  EXPECT_EQ(InfoOf(*repository, "head_a").state(), v1::READY);
 }
 
 TEST(PipelineRepository, SourceReloadRelinksStages) {
