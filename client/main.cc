@@ -128,13 +128,15 @@ const std::vector<Command>& Commands() {
        Concat({{"format"}, RequestFlagNames()}), "client/bench_command.cc"},
       {"fewshot",
        "few-shot tags on a served backbone (create, eval)",
-       "create --backbone MODEL --out DIR --tag LABEL=FILE[,FILE...] "
-       "[--tag ...] [flags]\n"
+       "create --backbone MODEL [--backbone ...] --out DIR "
+       "--tag LABEL=FILE[,FILE...] [--tag ...] [flags]\n"
        "       audiotag fewshot eval --backbone MODEL --tag ... [flags]",
        "Learns tags from a few example files on a served backbone's "
        "embeddings; `create` publishes them as a pipeline stage in the "
        "repository (docs/fewshot.md). Besides the flags below it takes, each "
-       "as often as needed: --backbone MODEL, --tag LABEL=FILE[,FILE...], "
+       "as often as needed: --backbone MODEL (several: the head reads their "
+       "embeddings concatenated), --embedding OUTPUT (once, or once per "
+       "--backbone; default embedding), --tag LABEL=FILE[,FILE...], "
        "--tag_dir LABEL=DIR and --negatives FILE[,FILE...].",
        "audiotag fewshot create --backbone openmic_student --out models/lofi "
        "--tag lofi=a.wav,b.wav --tag rock=c.wav,d.wav",

@@ -1,14 +1,17 @@
 // audiotag fewshot: new tags from a handful of examples, served as a pipeline
-// stage on a backbone (docs/fewshot.md).
+// stage on one or more backbones (docs/fewshot.md).
 //
-//   audiotag fewshot create --backbone MODEL [--embedding OUTPUT] --out DIR
+//   audiotag fewshot create --backbone MODEL [--backbone ...]
+//       [--embedding OUTPUT [--embedding ...]] --out DIR
 //       --tag LABEL=FILE[,FILE...] [--tag ...] [--tag_dir LABEL=DIR]
 //       [--negatives FILE[,FILE...]] [--exclusive] [--pooling=mean|segments]
 //   audiotag fewshot eval   (the same without --out)
 
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/flags/declare.h"
@@ -17,6 +20,7 @@
 #include "absl/flags/reflection.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "client/audiotag_client.h"
@@ -31,8 +35,6 @@ ABSL_DECLARE_FLAG(std::string, pooling);
 ABSL_DECLARE_FLAG(double, timeout_seconds);
 ABSL_DECLARE_FLAG(int64_t, max_message_bytes);
 
-ABSL_FLAG(std::string, embedding, "embedding",
-          "fewshot: the backbone's EMBEDDING output the tags are learnt on.");
 ABSL_FLAG(std::string, out, "",
           "fewshot create: the model folder to write, inside the served "
           "repository (e.g. models/lofi); must not exist.");
@@ -48,15 +50,18 @@ constexpr char kUsage[] =
     "--tag LABEL=FILE[,FILE...] [--tag ...]\n"
     "           [--tag_dir LABEL=DIR] [--negatives FILE[,FILE...]] "
     "[--embedding OUTPUT]\n"
+    "           [--backbone MODEL2 ...: the head reads the backbones' "
+    "embeddings concatenated]\n"
     "           [--exclusive] [--pooling=mean|segments]\n"
     "       audiotag fewshot eval   (the same flags without --out)\n";
 
 // The flags that may be given more than once, which absl flags cannot
 // collect: they are taken out of argv before absl parses the rest.
 struct RepeatedFlags {
-  std::vector<std::string> backbone, tag, tag_dir, negatives;
+  std::vector<std::string> backbone, embedding, tag, tag_dir, negatives;
   std::vector<std::string>* Find(absl::string_view name) {
     if (name == "backbone") return &backbone;
+    if (name == "embedding") return &embedding;
     if (name == "tag") return &tag;
     if (name == "tag_dir") return &tag_dir;
     if (name == "negatives") return &negatives;
@@ -132,10 +137,26 @@ int Run(const std::string& command, const RepeatedFlags& repeated) {
   if (!create && command != "eval")
     return Usage("the command is create or eval");
   if (repeated.backbone.empty()) return Usage("--backbone is required");
-  if (repeated.backbone.size() > 1) {
-    return Usage(
-        "one --backbone per few-shot model: a pipeline stage reads one "
-        "source model (docs/fewshot.md)");
+  // --embedding: none (each backbone's "embedding"), one for every backbone,
+  // or one per --backbone in the same order.
+  std::vector<std::pair<std::string, std::string>> sources;
+  const std::vector<std::string>& embeddings = repeated.embedding;
+  if (embeddings.size() > 1 && embeddings.size() != repeated.backbone.size()) {
+    return Usage(absl::StrCat(
+        "give --embedding once (for every backbone) or once per --backbone (",
+        repeated.backbone.size(), "), not ", embeddings.size(), " times"));
+  }
+  for (size_t i = 0; i < repeated.backbone.size(); ++i) {
+    std::pair<std::string, std::string> source = {
+        repeated.backbone[i], embeddings.empty()
+                                  ? "embedding"
+                                  : embeddings[embeddings.size() == 1 ? 0 : i]};
+    if (std::find(sources.begin(), sources.end(), source) != sources.end()) {
+      return Usage(absl::StrCat("--backbone ", source.first,
+                                " with --embedding ", source.second,
+                                " is given twice"));
+    }
+    sources.push_back(std::move(source));
   }
   const std::string out = absl::GetFlag(FLAGS_out);
   if (create && out.empty()) return Usage("--out is required");
@@ -169,11 +190,20 @@ int Run(const std::string& command, const RepeatedFlags& repeated) {
   client_options.timeout = absl::Seconds(absl::GetFlag(FLAGS_timeout_seconds));
   client_options.connection = *connection;
   AudioTagClient client(client_options);
-  absl::StatusOr<fewshot::Backbone> backbone = fewshot::DescribeBackbone(
-      client, repeated.backbone[0], absl::GetFlag(FLAGS_embedding));
-  if (!backbone.ok()) return Fail(backbone.status());
+  std::vector<fewshot::Backbone> backbones;
+  std::vector<std::string> names;
+  int dim = 0;
+  for (const auto& [model, output] : sources) {
+    absl::StatusOr<fewshot::Backbone> backbone =
+        fewshot::DescribeBackbone(client, model, output);
+    if (!backbone.ok()) return Fail(backbone.status());
+    backbones.push_back(*std::move(backbone));
+    names.push_back(model + "/" + output);
+    dim += backbones.back().dim;
+  }
+  const std::string on = absl::StrJoin(names, " + ");
   absl::StatusOr<std::vector<fewshot::SupportRow>> rows =
-      fewshot::EmbedSupportSet(client, *backbone, *set,
+      fewshot::EmbedSupportSet(client, backbones, *set,
                                pooling == "segments"
                                    ? fewshot::Pooling::kSegments
                                    : fewshot::Pooling::kMean);
@@ -185,20 +215,20 @@ int Run(const std::string& command, const RepeatedFlags& repeated) {
       fewshot::FitHead(set->labels, *rows, fit);
   if (!head.ok()) return Fail(head.status());
   std::cout << fewshot::ValidationName(*head) << " on " << set->files.size()
-            << " files (" << rows->size() << " embeddings of "
-            << backbone->model << "/" << backbone->output << ", "
-            << backbone->dim << " values):\n"
+            << " files (" << rows->size() << " embeddings of " << on << ", "
+            << dim << " values):\n"
             << fewshot::ReportTable(head->reports);
   if (!create) return 0;
 
-  WarnIfBackboneElsewhere(out, backbone->model);
-  fewshot::ModelSpec spec{out,           backbone->model, backbone->output,
-                          backbone->dim, exclusive,       set->labels};
+  fewshot::ModelSpec spec{out, {}, exclusive, set->labels};
+  for (const fewshot::Backbone& backbone : backbones) {
+    WarnIfBackboneElsewhere(out, backbone.model);
+    spec.sources.push_back({backbone.model, backbone.output, backbone.dim});
+  }
   if (absl::Status s = fewshot::PublishModel(spec, *head); !s.ok())
     return Fail(s);
   std::cout << "published " << out << ": " << set->labels.size() << " tags on "
-            << backbone->model << "/" << backbone->output
-            << "; a server polling this repository loads it\n";
+            << on << "; a server polling this repository loads it\n";
   return 0;
 }
 

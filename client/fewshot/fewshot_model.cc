@@ -98,14 +98,26 @@ v1::ModelConfig StageConfig(const ModelSpec& spec, const Head& head) {
   std::vector<std::string> methods;
   for (const TagReport& r : head.reports)
     methods.push_back(absl::StrCat(r.label, " (", MethodName(r.method), ")"));
+  std::vector<std::string> names;
+  for (const SourceSpec& source : spec.sources)
+    names.push_back(absl::StrCat(source.backbone, "/", source.embedding));
   config.set_description(absl::StrCat(
-      "Few-shot tags on ", spec.backbone, "/", spec.embedding,
+      "Few-shot tags on ", absl::StrJoin(names, " + "),
       spec.exclusive ? ", exclusive (softmax): " : " (sigmoid per tag): ",
       absl::StrJoin(methods, ", ")));
-  v1::ModelInput* from = config.mutable_input()->mutable_from_model();
-  from->set_model(spec.backbone);
-  from->set_output(spec.embedding);
-  from->set_dim(spec.dim);
+  const auto fill = [](const SourceSpec& source, v1::ModelInput* from) {
+    from->set_model(source.backbone);
+    from->set_output(source.embedding);
+    from->set_dim(source.dim);
+  };
+  if (spec.sources.size() == 1) {
+    fill(spec.sources[0], config.mutable_input()->mutable_from_model());
+  } else {
+    v1::ModelInputs* from = config.mutable_input()->mutable_from_models();
+    for (const SourceSpec& source : spec.sources) {
+      fill(source, from->add_source());
+    }
+  }
   const v1::Activation activation =
       spec.exclusive ? v1::ACTIVATION_SOFTMAX : v1::ACTIVATION_SIGMOID;
   for (auto [name, kind, source] :

@@ -2,10 +2,12 @@
 #define AUDIOTAG_CLIENT_FEWSHOT_FEWSHOT_MODEL_H_
 
 // Writing a few-shot head as a model folder of a repository: a pipeline
-// stage on its backbone (docs/fewshot.md, docs/model_repository.md).
+// stage on its backbone(s) (docs/fewshot.md, docs/model_repository.md).
 //
 //   <out>/config.pbtxt   input { from_model { model: <backbone>
 //                                             output: <embedding> dim: D } }
+//                        (several backbones: input { from_models {
+//                          source { ... } source { ... } } })
 //                        outputs "tags" (TAGS) and "activations"
 //                        (ACTIVATIONS), sigmoid or softmax, K labels
 //   <out>/labels.txt     the K tags
@@ -26,14 +28,20 @@
 
 namespace audiotag::fewshot {
 
-struct ModelSpec {
-  // The model folder to create; its last component is the model name.
-  std::string out_dir;
-  // The backbone model and its EMBEDDING output the head reads.
+// A backbone model and the EMBEDDING output of it the head reads.
+struct SourceSpec {
   std::string backbone;
   std::string embedding;
   // Size of that embedding.
   int dim = 0;
+};
+
+struct ModelSpec {
+  // The model folder to create; its last component is the model name.
+  std::string out_dir;
+  // One or more; with several the head reads their embeddings concatenated
+  // in this order, aligned onto the first one's segments (input.from_models).
+  std::vector<SourceSpec> sources;
   // Softmax over tags instead of a sigmoid per tag.
   bool exclusive = false;
   std::vector<std::string> labels;

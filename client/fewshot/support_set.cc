@@ -150,7 +150,12 @@ absl::StatusOr<Backbone> DescribeBackbone(const AudioTagClient& client,
   for (const v1::OutputInfo& o : info->outputs()) {
     if (o.kind() != v1::EMBEDDING) continue;
     if (o.name() == output) {
-      return Backbone{model, output, o.dim(), info->segment_seconds()};
+      const v1::ModelConfig& c = info->config();
+      return Backbone{model, output, o.dim(), info->segment_seconds(),
+                      SegmentGrid::FromSamples(c.segment().window_samples(),
+                                               c.segment().hop_samples(),
+                                               c.segment().center(),
+                                               c.input().sample_rate())};
     }
     embeddings.push_back(o.name());
   }
@@ -166,10 +171,10 @@ absl::StatusOr<Backbone> DescribeBackbone(const AudioTagClient& client,
 }
 
 absl::StatusOr<std::vector<SupportRow>> EmbedSupportSet(
-    const AudioTagClient& client, const Backbone& backbone,
+    const AudioTagClient& client, const std::vector<Backbone>& backbones,
     const SupportSet& set, Pooling pooling) {
   v1::AnalyzeOptions options;
-  options.add_models(backbone.model);
+  for (const Backbone& backbone : backbones) options.add_models(backbone.model);
   options.mutable_outputs()->set_embeddings(true);
   options.mutable_outputs()->set_segment_embeddings(true);
   options.set_pooling(v1::POOLING_MEAN);
@@ -186,32 +191,69 @@ absl::StatusOr<std::vector<SupportRow>> EmbedSupportSet(
         client.Analyze(*audio, options);
     if (!response.ok()) return fail(response.status());
     const double seconds = response->audio().duration_seconds();
-    if (seconds + 1e-9 < backbone.segment_seconds) {
-      return fail(Invalid(absl::StrFormat(
-          "%.2f s long; backbone '%s' needs at least one %.2f s segment",
-          seconds, backbone.model, backbone.segment_seconds)));
+    // Each backbone's embedding output, in --backbone order.
+    std::vector<const v1::OutputResult*> outs;
+    for (const Backbone& backbone : backbones) {
+      if (seconds + 1e-9 < backbone.segment_seconds) {
+        return fail(Invalid(absl::StrFormat(
+            "%.2f s long; backbone '%s' needs at least one %.2f s segment",
+            seconds, backbone.model, backbone.segment_seconds)));
+      }
+      const v1::OutputResult* out = nullptr;
+      for (const v1::ModelResult& r : response->results())
+        for (const v1::OutputResult& o : r.outputs())
+          if (r.model() == backbone.model && o.name() == backbone.output)
+            out = &o;
+      if (out == nullptr || out->segments().empty()) {
+        return fail(absl::InternalError(absl::StrCat(
+            "the server returned no embedding of '", backbone.model, "'")));
+      }
+      auto check = [&](const google::protobuf::RepeatedField<float>& v) {
+        return v.size() == backbone.dim || backbones.size() == 1
+                   ? absl::OkStatus()
+                   : fail(absl::InternalError(absl::StrCat(
+                         "backbone '", backbone.model, "' gave ", v.size(),
+                         " values per segment; with several backbones each "
+                         "must give one vector of its dim (",
+                         backbone.dim, ") per segment")));
+      };
+      if (absl::Status s = check(out->pooled().values()); !s.ok()) return s;
+      for (const v1::SegmentEmbedding& e : out->segments())
+        if (absl::Status s = check(e.values()); !s.ok()) return s;
+      outs.push_back(out);
     }
-    const v1::OutputResult* out = nullptr;
-    for (const v1::ModelResult& r : response->results())
-      for (const v1::OutputResult& o : r.outputs())
-        if (r.model() == backbone.model && o.name() == backbone.output)
-          out = &o;
-    if (out == nullptr || out->segments().empty()) {
-      return fail(absl::InternalError("the server returned no embedding"));
-    }
-    auto row = [&](const google::protobuf::RepeatedField<float>& v) {
-      rows.push_back({std::vector<float>(v.begin(), v.end()),
-                      static_cast<int>(i), file.positive});
+    // Row `k` of the first backbone's segments (-1: the pooled embeddings),
+    // the others aligned onto it.
+    auto row = [&](int k) {
+      SupportRow& r = rows.emplace_back();
+      r.group = static_cast<int>(i);
+      r.positive = file.positive;
+      for (size_t b = 0; b < outs.size(); ++b) {
+        const google::protobuf::RepeatedField<float>* v =
+            &outs[b]->pooled().values();
+        if (k >= 0) {
+          const int j =
+              b == 0 ? k
+                     : static_cast<int>(NearestSegment(
+                           backbones[b].grid, backbones[0].grid.Centre(k),
+                           outs[b]->segments_size()));
+          v = &outs[b]->segments(j).values();
+        }
+        r.embedding.insert(r.embedding.end(), v->begin(), v->end());
+      }
     };
     if (pooling == Pooling::kMean) {
-      row(out->pooled().values());
+      row(-1);
     } else {
-      for (const v1::SegmentEmbedding& s : out->segments()) row(s.values());
+      for (int k = 0; k < outs[0]->segments_size(); ++k) row(k);
     }
-    if (static_cast<int>(rows.back().embedding.size()) != backbone.dim) {
+    int dim = 0;
+    for (const Backbone& backbone : backbones) dim += backbone.dim;
+    if (static_cast<int>(rows.back().embedding.size()) != dim) {
       return fail(absl::InternalError(
           absl::StrCat("the embedding has ", rows.back().embedding.size(),
-                       " values; the backbone declares ", backbone.dim)));
+                       " values; the backbone", backbones.size() > 1 ? "s" : "",
+                       " declare", backbones.size() > 1 ? "" : "s", " ", dim)));
     }
   }
   return rows;

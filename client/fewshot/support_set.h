@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "client/audiotag_client.h"
 #include "client/fewshot/fewshot_fit.h"
+#include "src/common/segment_grid.h"
 
 namespace audiotag::fewshot {
 
@@ -47,6 +48,8 @@ struct Backbone {
   std::string output;
   int dim = 0;
   double segment_seconds = 0;
+  // Where its segments lie in time.
+  SegmentGrid grid;
 };
 
 // Asks the server about `model`: it must be READY and have an EMBEDDING
@@ -63,12 +66,16 @@ enum class Pooling {
 };
 
 // Embeds every file of `set` through the server (one Analyze call per file,
-// the backbone only) and returns the rows, `group` = the file's index.
+// the backbones only) and returns the rows, `group` = the file's index. With
+// several backbones a row is their embeddings concatenated in order: for
+// kMean the pooled ones; for kSegments one row per segment of the first
+// backbone, each other backbone contributing its segment nearest in time
+// (NearestSegment), as the server feeds a stage with several sources.
 // Errors name the file: unreadable (NOT_FOUND), not decodable (the server's
-// INVALID_ARGUMENT), shorter than one segment of the backbone
+// INVALID_ARGUMENT), shorter than one segment of a backbone
 // (INVALID_ARGUMENT with both durations).
 absl::StatusOr<std::vector<SupportRow>> EmbedSupportSet(
-    const AudioTagClient& client, const Backbone& backbone,
+    const AudioTagClient& client, const std::vector<Backbone>& backbones,
     const SupportSet& set, Pooling pooling);
 
 }  // namespace audiotag::fewshot

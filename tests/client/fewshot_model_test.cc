@@ -34,8 +34,10 @@ Head TwoTagHead() {
 }
 
 ModelSpec Spec(const std::string& root, bool exclusive = false) {
-  return {root + "/fewtags", "backbone",     "embedding", 2,
-          exclusive,         {"high", "low"}};
+  return {root + "/fewtags",
+          {{"backbone", "embedding", 2}},
+          exclusive,
+          {"high", "low"}};
 }
 
 std::vector<std::string> Entries(const std::string& root) {
@@ -75,6 +77,37 @@ TEST(FewShotModel, PublishedFolderLoadsAsAStageOnTheBackbone) {
   ASSERT_EQ(info->outputs_size(), 2);
   EXPECT_EQ(info->outputs(0).name(), "tags");
   EXPECT_THAT(info->outputs(0).labels(), ElementsAre("high", "low"));
+  (*repository)->Stop();
+}
+
+TEST(FewShotModel, HeadOnTwoBackbonesLoadsAsAStageOnBoth) {
+  const std::string root = testing::MakeTempDir("fewshot-two");
+  testing::WriteBackboneAndHeads(root);
+  Head head = TwoTagHead();
+  head.center = {0.5f, 0.2f, 0.0f, 0.0f};
+  head.weight = {{4.0f, 0.0f, 1.0f, 0.0f}, {-4.0f, 0.0f, 0.0f, 1.0f}};
+  ModelSpec spec = Spec(root);
+  spec.sources.push_back({"head_a", "out", 2});
+  ASSERT_TRUE(PublishModel(spec, head).ok());
+  absl::StatusOr<v1::ModelConfig> config =
+      ReadModelConfig(root + "/fewtags/config.pbtxt");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_FALSE(config->input().has_from_model());
+  ASSERT_EQ(config->input().from_models().source_size(), 2);
+  EXPECT_EQ(config->input().from_models().source(0).model(), "backbone");
+  EXPECT_EQ(config->input().from_models().source(1).model(), "head_a");
+  EXPECT_EQ(config->input().from_models().source(1).output(), "out");
+  EXPECT_EQ(config->input().from_models().source(1).dim(), 2);
+  EXPECT_THAT(config->description(),
+              HasSubstr("Few-shot tags on backbone/embedding + head_a/out"));
+
+  RepositoryOptions options;
+  options.root = root;
+  auto repository = ModelRepository::Open(options);
+  ASSERT_TRUE(repository.ok()) << repository.status();
+  absl::StatusOr<v1::ModelInfo> info = (*repository)->Describe("fewtags");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->state(), v1::READY) << info->state_reason();
   (*repository)->Stop();
 }
 

@@ -4,7 +4,8 @@
 // served repository and hot-loaded; queries rendered differently (other
 // pitches, seeds, tempi, spectra, codecs) are tagged correctly, and the
 // backbone runs once per segment although its own outputs are requested too.
-// Every bad input is a clear error that leaves the repository untouched.
+// Every bad input is a clear error that leaves the repository untouched. A
+// head on two backbones (their embeddings concatenated) works the same way.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -374,7 +375,12 @@ def forward(self, x):
            "1.00 s segment"},
       {{"--tag", tone}, "tag 'tone' has no negative examples"},
       {{"--tag", tone, "--tag", noise, "--backbone", "openmic_student"},
-       "one --backbone per few-shot model"},
+       "--backbone openmic_student with --embedding embedding is given "
+       "twice"},
+      {{"--tag", tone, "--tag", noise, "--backbone", "tagsonly", "--embedding",
+        "embedding", "--embedding", "embedding", "--embedding", "embedding"},
+       "give --embedding once (for every backbone) or once per --backbone "
+       "(2), not 3 times"},
       {{"--tag", tone, "--tag", noise, "--out", repo_ + "/openmic_student"},
        "already exists"},
   };
@@ -408,6 +414,133 @@ def forward(self, x):
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("backbone 'nope': unknown model 'nope'"));
   EXPECT_EQ(RepoEntries(), before);
+}
+
+// Two small backbones on different rates and segment grids, computing
+// hand-made features: "level" (16 kHz, 1 s segments) log crest factor and log
+// RMS; "texture" (8 kHz, 0.75 s windows every 0.375 s) zero-crossing rate and
+// log mean absolute difference over RMS. Written to a staging folder and
+// renamed into the served repository.
+void PublishFeatureBackbones(const std::string& repo) {
+  const std::string staging = NewTempDir("fewshot-backbones");
+  WriteModelFolder(staging, "level", R"pb(
+                     input {
+                       sample_rate: 16000
+                       waveform {}
+                     }
+                     segment { window_samples: 16000 }
+                     output { name: "embedding" kind: EMBEDDING dim: 2 }
+                   )pb",
+                   0, 1, R"(
+def forward(self, x):
+    rms = x.pow(2).mean(1).sqrt() + 1e-4
+    crest = x.abs().max(1)[0] / rms
+    return torch.stack([crest.log(), rms.log()], 1)
+)");
+  WriteModelFolder(staging, "texture", R"pb(
+                     input {
+                       sample_rate: 8000
+                       waveform {}
+                     }
+                     segment { window_samples: 6000 hop_samples: 3000 }
+                     output { name: "embedding" kind: EMBEDDING dim: 2 }
+                   )pb",
+                   0, 1, R"(
+def forward(self, x):
+    rms = x.pow(2).mean(1).sqrt() + 1e-4
+    signs = (x[:, 1:] >= 0) != (x[:, :-1] >= 0)
+    zcr = signs.float().mean(1)
+    diff = (x[:, 1:] - x[:, :-1]).abs().mean(1) / rms
+    return torch.stack([10.0 * zcr, (diff + 1e-4).log()], 1)
+)");
+  for (const char* name : {"level", "texture"}) {
+    fs::rename(staging + "/" + name, repo + "/" + name);
+  }
+}
+
+TEST_F(FewShotE2E, HeadOnTwoBackbonesIsHotLoadedAndTagsNewRenderings) {
+  PublishFeatureBackbones(repo_);
+  AwaitReady("level");
+  AwaitReady("texture");
+  // eval accepts the same backbones and writes nothing.
+  std::vector<std::string> eval = {"eval", "--backbone", "level", "--backbone",
+                                   "texture"};
+  for (const std::string& f : TagFlags()) eval.push_back(f);
+  const std::vector<std::string> before = RepoEntries();
+  CommandResult evaluated = Fewshot(eval);
+  ASSERT_EQ(evaluated.exit_code, 0) << evaluated.err;
+  EXPECT_THAT(evaluated.out,
+              HasSubstr("embeddings of level/embedding + texture/embedding, "
+                        "4 values"));
+  EXPECT_EQ(RepoEntries(), before);
+
+  std::vector<std::string> args = {"create",     "--backbone", "level",
+                                   "--backbone", "texture",    "--embedding",
+                                   "embedding",  "--out",      repo_ + "/duo"};
+  for (const std::string& f : TagFlags()) args.push_back(f);
+  CommandResult created = Fewshot(args);
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  EXPECT_THAT(created.out, HasSubstr("published"));
+  AwaitReady("duo");
+  {
+    grpc::ClientContext context;
+    v1::GetModelRequest request;
+    request.set_name("duo");
+    v1::ModelInfo info;
+    ASSERT_TRUE(stub_->GetModel(&context, request, &info).ok());
+    const v1::ModelInputs& from = info.config().input().from_models();
+    ASSERT_EQ(from.source_size(), 2);
+    EXPECT_EQ(from.source(0).model(), "level");
+    EXPECT_EQ(from.source(1).model(), "texture");
+    EXPECT_EQ(from.source(1).dim(), 2);
+    EXPECT_DOUBLE_EQ(info.segment_seconds(), 1.0);  // the first backbone's
+  }
+
+  struct Query {
+    std::string path, tag;
+  };
+  const std::vector<Query> queries = {
+      {WriteAudio(examples_, "q_tone", Tone(277.0, 3.0, 9, 1.6), "ogg"),
+       "tone"},
+      {WriteAudio(examples_, "q_noise", Noise(77, 3.0, 0.45), "flac"), "noise"},
+      {WriteAudio(examples_, "q_clicks", Clicks(99, 3.0, 5.0), "flac"),
+       "clicks"},
+  };
+  for (const Query& q : queries) {
+    std::ifstream in(q.path, std::ios::binary);
+    const std::string audio(std::istreambuf_iterator<char>(in), {});
+    v1::AnalyzeOptions options;
+    for (const char* m : {"duo", "level", "texture"}) options.add_models(m);
+    options.set_top_k(-1);
+    const double level_before = BatchSizeSum("level", 0);
+    const double texture_before = BatchSizeSum("texture", 0);
+    const double head_before = BatchSizeSum("duo", 0);
+    v1::AnalyzeResponse response;
+    grpc::Status status = CallAnalyze(*stub_, audio, options, &response);
+    ASSERT_TRUE(status.ok()) << q.path << ": " << status.error_message();
+    const v1::ModelResult* head = FindResult(response, "duo");
+    const v1::ModelResult* level = FindResult(response, "level");
+    const v1::ModelResult* texture = FindResult(response, "texture");
+    ASSERT_NE(head, nullptr);
+    ASSERT_NE(level, nullptr);
+    ASSERT_NE(texture, nullptr);
+    const v1::OutputResult* tags = FindOutput(*head, "tags");
+    ASSERT_NE(tags, nullptr);
+    ASSERT_EQ(tags->tags_size(), 3);
+    EXPECT_EQ(tags->tags(0).label(), q.tag) << q.path;
+    EXPECT_GT(tags->tags(0).score(), 0.5) << q.path;
+    EXPECT_LT(tags->tags(1).score(), 0.5) << q.path;
+    // The head has the first backbone's segments; each backbone ran once
+    // per segment of its own grid although its own outputs were requested.
+    EXPECT_EQ(head->num_segments(), level->num_segments());
+    EXPECT_GT(texture->num_segments(), level->num_segments());
+    EXPECT_EQ(BatchSizeSum("level", level_before + level->num_segments()),
+              level_before + level->num_segments());
+    EXPECT_EQ(BatchSizeSum("texture", texture_before + texture->num_segments()),
+              texture_before + texture->num_segments());
+    EXPECT_EQ(BatchSizeSum("duo", head_before + head->num_segments()),
+              head_before + head->num_segments());
+  }
 }
 
 }  // namespace
