@@ -46,7 +46,8 @@ class TorchRunner : public BatchRunner {
   // The same with the per-segment input shape (no batch axis) spelled out.
   // For an audio model it must be {window_samples} (what the overload above
   // uses). For a pipeline stage (config.input.from_model) it is the source
-  // output's per-segment shape: the stage has no front-end, its network gets
+  // output's per-segment shape ({sum of the dims} for a stage on several
+  // sources, input.from_models): the stage has no front-end, its network gets
   // [B, ...input_shape], and warm-up feeds zeros of that shape. An empty
   // `input_shape` for a stage means "unknown": batches of any shape are
   // accepted and warm-up is skipped.

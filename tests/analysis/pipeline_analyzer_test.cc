@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -192,50 +193,40 @@ std::string WavBytes(const std::vector<float>& samples, int rate) {
 // its mean sample, and an identity stage reading both: "wide" (16 kHz, 1 s
 // windows every 0.5 s) is the primary, "narrow" (8 kHz, 0.35 s windows, no
 // overlap) is aligned onto it.
+// A waveform model at `rate` Hz whose EMBEDDING "embedding" is each
+// segment's mean sample; `segment` is its segment config's inside.
+void WriteMeanModel(const std::string& root, const std::string& name, int rate,
+                    const std::string& segment) {
+  testing::WriteModelFolder(
+      root, name,
+      absl::StrCat("input { sample_rate: ", rate, " waveform {} }\n",
+                   "segment { ", segment, " }\n",
+                   "batching { max_batch_size: 4 max_queue_delay_us: 500 }\n",
+                   "output { name: \"embedding\" kind: EMBEDDING dim: 1 }\n"),
+      0, 1, "def forward(self, x):\n    return x.mean(1, keepdim=True)\n");
+}
+
+// An identity stage on `first` and `second`'s embeddings.
+void WriteJoined(const std::string& root, const std::string& name,
+                 const std::string& first, const std::string& second) {
+  testing::WriteModelFolder(
+      root, name,
+      absl::StrCat("input { from_models {\n  source { model: \"", first,
+                   "\" output: \"embedding\" dim: 1 }\n  source { model: \"",
+                   second,
+                   "\" output: \"embedding\" }\n} }\n"
+                   "output { name: \"both\" kind: EMBEDDING dim: 2 }\n"),
+      0, 1, "def forward(self, x):\n    return x\n");
+}
+
+// Two backbones on different grids and rates, and an identity stage reading
+// both: "wide" (16 kHz, 1 s windows every 0.5 s) is the primary, "narrow"
+// (8 kHz, 0.35 s windows, no overlap) is aligned onto it.
 void WriteTwoGrids(const std::string& root) {
-  testing::WriteModelFolder(
-      root, "wide", R"pb(
-        input {
-          sample_rate: 16000
-          waveform {}
-        }
-        segment { window_samples: 16000 hop_samples: 8000 }
-        batching { max_batch_size: 4 max_queue_delay_us: 500 }
-        output { name: "embedding" kind: EMBEDDING dim: 1 }
-      )pb",
-      0, 1, R"(
-def forward(self, x):
-    return x.mean(1, keepdim=True)
-)");
-  testing::WriteModelFolder(
-      root, "narrow", R"pb(
-        input {
-          sample_rate: 8000
-          waveform {}
-        }
-        segment { window_samples: 2800 }
-        batching { max_batch_size: 4 max_queue_delay_us: 500 }
-        output { name: "embedding" kind: EMBEDDING dim: 1 }
-      )pb",
-      0, 1, R"(
-def forward(self, x):
-    return x.mean(1, keepdim=True)
-)");
-  testing::WriteModelFolder(
-      root, "joined", R"pb(
-        input {
-          from_models {
-            source { model: "wide" output: "embedding" dim: 1 }
-            source { model: "narrow" output: "embedding" }
-          }
-        }
-        batching { max_batch_size: 4 max_queue_delay_us: 500 }
-        output { name: "both" kind: EMBEDDING dim: 2 }
-      )pb",
-      0, 1, R"(
-def forward(self, x):
-    return x
-)");
+  WriteMeanModel(root, "wide", 16000,
+                 "window_samples: 16000 hop_samples: 8000");
+  WriteMeanModel(root, "narrow", 8000, "window_samples: 2800");
+  WriteJoined(root, "joined", "wide", "narrow");
 }
 
 TEST_F(PipelineAnalyzerTest, StageOnTwoGridsGetsTheNearestSegmentOfEach) {
@@ -295,34 +286,11 @@ TEST_F(PipelineAnalyzerTest, StageOnTwoGridsGetsTheNearestSegmentOfEach) {
 TEST_F(PipelineAnalyzerTest, StageOnTwoGridsIsSkippedWhenOneSourceIsTooLong) {
   const std::string root = MakeTempDir("models");
   WriteTwoGrids(root);
-  // A primary whose segments drop a partial one and are longer than the
-  // audio; the secondary still runs.
-  testing::WriteModelFolder(
-      root, "long", R"pb(
-        input {
-          sample_rate: 16000
-          waveform {}
-        }
-        segment { window_samples: 64000 last_segment: LAST_SEGMENT_DROP }
-        output { name: "embedding" kind: EMBEDDING dim: 1 }
-      )pb",
-      0, 1, R"(
-def forward(self, x):
-    return x.mean(1, keepdim=True)
-)");
-  testing::WriteModelFolder(root, "late", R"pb(
-                              input {
-                                from_models {
-                                  source { model: "narrow" output: "embedding" }
-                                  source { model: "long" output: "embedding" }
-                                }
-                              }
-                              output { name: "both" kind: EMBEDDING dim: 2 }
-                            )pb",
-                            0, 1, R"(
-def forward(self, x):
-    return x
-)");
+  // A second source whose segments drop a partial one and are longer than
+  // the audio; the primary still runs.
+  WriteMeanModel(root, "long", 16000,
+                 "window_samples: 64000 last_segment: LAST_SEGMENT_DROP");
+  WriteJoined(root, "late", "narrow", "long");
   Open(root);
   // Explicitly requested: the error names the model.
   absl::StatusOr<v1::AnalyzeResponse> response = Analyze({"late"}, 2.0);

@@ -40,6 +40,22 @@ ModelSpec Spec(const std::string& root, bool exclusive = false) {
           {"high", "low"}};
 }
 
+// Opens the real repository at `root` and expects "fewtags" READY; returns
+// its description.
+v1::ModelInfo ExpectLoadsReady(const std::string& root) {
+  RepositoryOptions options;
+  options.root = root;
+  auto repository = ModelRepository::Open(options);
+  EXPECT_TRUE(repository.ok()) << repository.status();
+  if (!repository.ok()) return {};
+  absl::StatusOr<v1::ModelInfo> info = (*repository)->Describe("fewtags");
+  EXPECT_TRUE(info.ok()) << info.status();
+  (*repository)->Stop();
+  if (!info.ok()) return {};
+  EXPECT_EQ(info->state(), v1::READY) << info->state_reason();
+  return *info;
+}
+
 std::vector<std::string> Entries(const std::string& root) {
   std::vector<std::string> names;
   for (const auto& e : fs::directory_iterator(root))
@@ -67,17 +83,10 @@ TEST(FewShotModel, PublishedFolderLoadsAsAStageOnTheBackbone) {
   ASSERT_EQ(config->output_size(), 2);
   EXPECT_EQ(config->output(0).activation(), v1::ACTIVATION_SIGMOID);
 
-  RepositoryOptions options;
-  options.root = root;
-  auto repository = ModelRepository::Open(options);
-  ASSERT_TRUE(repository.ok()) << repository.status();
-  absl::StatusOr<v1::ModelInfo> info = (*repository)->Describe("fewtags");
-  ASSERT_TRUE(info.ok()) << info.status();
-  EXPECT_EQ(info->state(), v1::READY) << info->state_reason();
-  ASSERT_EQ(info->outputs_size(), 2);
-  EXPECT_EQ(info->outputs(0).name(), "tags");
-  EXPECT_THAT(info->outputs(0).labels(), ElementsAre("high", "low"));
-  (*repository)->Stop();
+  const v1::ModelInfo info = ExpectLoadsReady(root);
+  ASSERT_EQ(info.outputs_size(), 2);
+  EXPECT_EQ(info.outputs(0).name(), "tags");
+  EXPECT_THAT(info.outputs(0).labels(), ElementsAre("high", "low"));
 }
 
 TEST(FewShotModel, HeadOnTwoBackbonesLoadsAsAStageOnBoth) {
@@ -101,14 +110,7 @@ TEST(FewShotModel, HeadOnTwoBackbonesLoadsAsAStageOnBoth) {
   EXPECT_THAT(config->description(),
               HasSubstr("Few-shot tags on backbone/embedding + head_a/out"));
 
-  RepositoryOptions options;
-  options.root = root;
-  auto repository = ModelRepository::Open(options);
-  ASSERT_TRUE(repository.ok()) << repository.status();
-  absl::StatusOr<v1::ModelInfo> info = (*repository)->Describe("fewtags");
-  ASSERT_TRUE(info.ok()) << info.status();
-  EXPECT_EQ(info->state(), v1::READY) << info->state_reason();
-  (*repository)->Stop();
+  ExpectLoadsReady(root);
 }
 
 TEST(FewShotModel, HeadTakesSegmentAndFrameWiseEmbeddings) {

@@ -115,6 +115,17 @@ std::string WriteAudio(const std::string& dir, const std::string& name,
   return out;
 }
 
+// `head`'s "tags" hold all three tags, `tag` first and alone above 0.5.
+void ExpectTopTag(const v1::ModelResult& head, const std::string& tag,
+                  const std::string& query) {
+  const v1::OutputResult* tags = FindOutput(head, "tags");
+  ASSERT_NE(tags, nullptr);
+  ASSERT_EQ(tags->tags_size(), 3);
+  EXPECT_EQ(tags->tags(0).label(), tag) << query;
+  EXPECT_GT(tags->tags(0).score(), 0.5) << query;
+  EXPECT_LT(tags->tags(1).score(), 0.5) << query;
+}
+
 // ---- The fixture -----------------------------------------------------------
 
 class FewShotE2E : public ::testing::Test {
@@ -244,12 +255,7 @@ TEST_F(FewShotE2E, CreatedModelIsHotLoadedAndTagsNewRenderings) {
     const v1::ModelResult* backbone = FindResult(response, "openmic_student");
     ASSERT_NE(head, nullptr);
     ASSERT_NE(backbone, nullptr);
-    const v1::OutputResult* tags = FindOutput(*head, "tags");
-    ASSERT_NE(tags, nullptr);
-    ASSERT_EQ(tags->tags_size(), 3);
-    EXPECT_EQ(tags->tags(0).label(), q.tag) << q.path;
-    EXPECT_GT(tags->tags(0).score(), 0.5) << q.path;
-    EXPECT_LT(tags->tags(1).score(), 0.5) << q.path;
+    ExpectTopTag(*head, q.tag, q.path);
     const v1::OutputResult* frames = FindOutput(*head, "activations");
     ASSERT_NE(frames, nullptr);
     EXPECT_EQ(frames->frames_size(), backbone->num_segments());
@@ -524,12 +530,7 @@ TEST_F(FewShotE2E, HeadOnTwoBackbonesIsHotLoadedAndTagsNewRenderings) {
     ASSERT_NE(head, nullptr);
     ASSERT_NE(level, nullptr);
     ASSERT_NE(texture, nullptr);
-    const v1::OutputResult* tags = FindOutput(*head, "tags");
-    ASSERT_NE(tags, nullptr);
-    ASSERT_EQ(tags->tags_size(), 3);
-    EXPECT_EQ(tags->tags(0).label(), q.tag) << q.path;
-    EXPECT_GT(tags->tags(0).score(), 0.5) << q.path;
-    EXPECT_LT(tags->tags(1).score(), 0.5) << q.path;
+    ExpectTopTag(*head, q.tag, q.path);
     // The head has the first backbone's segments; each backbone ran once
     // per segment of its own grid although its own outputs were requested.
     EXPECT_EQ(head->num_segments(), level->num_segments());
