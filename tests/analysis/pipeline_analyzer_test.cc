@@ -283,7 +283,8 @@ TEST_F(PipelineAnalyzerTest, StageOnTwoGridsGetsTheNearestSegmentOfEach) {
   EXPECT_LT(narrow.segments(0).values(0), narrow.segments(1).values(0) - 0.1);
 }
 
-TEST_F(PipelineAnalyzerTest, StageOnTwoGridsFailsClearlyWhenASourceNeedsLongerAudio) {
+TEST_F(PipelineAnalyzerTest,
+       StageOnTwoGridsFailsClearlyWhenASourceNeedsLongerAudio) {
   const std::string root = MakeTempDir("models");
   WriteTwoGrids(root);
   // A second source whose segments drop a partial one and are longer than
