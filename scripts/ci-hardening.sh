@@ -36,7 +36,8 @@ LEAN_TESTS=(
   decoder_test aggregator_test dynamic_batcher_test dynamic_batcher_stress_test
   request_queue_test task_test model_config_test model_repository_test
   server_e2e_test production_e2e_test bad_input_e2e_test fault_e2e_test
-  config_limits_test
+  config_limits_test model_run_test analyzer_test scheduler_factory_test
+  mono_resampler_test
 )
 while [[ $# -gt 0 ]]; do
   case "$1" in
