@@ -306,17 +306,23 @@ void ModelRun::JoinArrival(int slot, int64_t index, SegmentSpan span,
 
 void ModelRun::EnqueueReady(std::vector<JoinReady> ready) {
   for (JoinReady& r : ready) {
-    absl::Status status = model_->scheduler().Enqueue(
-        MakeTask(r.index, std::move(r.input), [this] { ReleaseSlot(); }));
-    if (status.ok()) continue;
-    {
-      absl::MutexLock lock(&mu_);
-      Fail(absl::Status(status.code(),
-                        absl::StrCat("stage model '", model_->name(),
-                                     "': ", status.message())));
-    }
-    ReleaseSlot();
+    EnqueueStageSegment(r.index, std::move(r.input), [this] { ReleaseSlot(); });
   }
+}
+
+void ModelRun::EnqueueStageSegment(int64_t index, Tensor input,
+                                   const Release& release) {
+  // On failure the scheduler destroys the task without calling it back.
+  absl::Status status =
+      model_->scheduler().Enqueue(MakeTask(index, std::move(input), release));
+  if (status.ok()) return;
+  {
+    absl::MutexLock lock(&mu_);
+    Fail(absl::Status(status.code(),
+                      absl::StrCat("stage model '", model_->name(),
+                                   "': ", status.message())));
+  }
+  release();
 }
 
 absl::Status ModelRun::Finish() {
@@ -476,17 +482,7 @@ void ModelRun::EnqueueFromSource(int slot, int64_t index, SegmentSpan span,
     own();
     return;
   }
-  // On failure the scheduler destroys the task without calling it back.
-  absl::Status status =
-      model_->scheduler().Enqueue(MakeTask(index, std::move(input), own));
-  if (status.ok()) return;
-  {
-    absl::MutexLock lock(&mu_);
-    Fail(absl::Status(status.code(),
-                      absl::StrCat("stage model '", model_->name(),
-                                   "': ", status.message())));
-  }
-  own();
+  EnqueueStageSegment(index, std::move(input), own);
 }
 
 void ModelRun::Fail(const absl::Status& status) {

@@ -173,6 +173,10 @@ class ModelRun {
   // Drops every parked segment (their in-flight counts too) and closes.
   void CloseJoin() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EnqueueReady(std::vector<JoinReady> ready) ABSL_LOCKS_EXCLUDED(mu_);
+  // Queues one stage segment; if the scheduler refuses it, fails the run
+  // with the scheduler's code and calls `release` (the task never will).
+  void EnqueueStageSegment(int64_t index, Tensor input, const Release& release)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // True once (the caller then passes total_ on) when every segment of a
   // known total has called back.
   bool TakeTotalReached() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
