@@ -193,7 +193,9 @@ def main():
     ap.add_argument("--seed", type=int, required=True)
     ap.add_argument("--no-augment", action="store_true")
     ap.add_argument("--p-codec", type=float, default=0.3)
-    ap.add_argument("--solo", default="", help="comma-separated classes: one-instrument clips")
+    ap.add_argument("--solo", default="",
+                    help="comma-separated classes: one-instrument clips, cycling through "
+                         "them; 'all' = every class this source can render")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--save-wav", default="")
     ap.add_argument("--out", required=True)
@@ -203,6 +205,9 @@ def main():
     opts = {"seed": a.seed, "font": a.font, "clip_seconds": a.clip_seconds,
             "augment": not a.no_augment, "p_codec": a.p_codec,
             "solo": [s for s in a.solo.split(",") if s], "save_wav": a.save_wav}
+    if opts["solo"] == ["all"]:
+        opts["solo"] = [c for c in music.LABELS
+                        if c in music.PROGRAMS or c in ("drums", "cymbals")]
     for s in opts["solo"]:
         if s not in music.PROGRAMS and s not in ("drums", "cymbals"):
             sys.exit(f"unsupported solo class {s}")

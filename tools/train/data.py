@@ -27,6 +27,12 @@ def load(paths):
             metas)
 
 
+def stem_classes(metas):
+    """Per clip: the class of a one-part clip (build_dataset.py --solo), or
+    None for clips with zero or several parts (not usable as a stem)."""
+    return [m["parts"][0]["class"] if len(m.get("parts", [])) == 1 else None for m in metas]
+
+
 def segment_targets(roll_crop):
     """roll_crop [..., frames, 20] -> (target, mask) float32 [..., 20]."""
     count = roll_crop.sum(axis=-2)
