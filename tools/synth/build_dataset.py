@@ -31,6 +31,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "train"))
 
 import augment as aug  # noqa: E402
 import music  # noqa: E402
+import soundfont  # noqa: E402
 from midi import MidiFile  # noqa: E402
 
 FONTS = {
@@ -53,6 +54,9 @@ def clips_to_midi(clips):
             m.control_change(t - 0.4, ch, 91, 0)  # reverb send
             m.control_change(t - 0.4, ch, 93, 0)  # chorus send
             m.control_change(t - 0.4, ch, 11, 127)
+            m.control_change(t - 0.4, ch, 1, 0)
+            m.sf2_generator_offset(t - 0.4, ch, music.GEN_FILTER_FC, 0)
+            m.sf2_generator_offset(t - 0.4, ch, music.GEN_FILTER_Q, 0)
             m.pitch_bend(t - 0.4, ch, 0)
         free = list(MELODIC_CHANNELS)
         kit_set = False
@@ -65,11 +69,18 @@ def clips_to_midi(clips):
                     kit_set = True
             else:
                 ch = free.pop(0)
-                m.bank_select(t - 0.35, ch, 0)
+                m.bank_select(t - 0.35, ch, getattr(p, "bank", 0))
                 m.program_change(t - 0.3, ch, p.program)
                 m.control_change(t - 0.3, ch, 7, p.volume)
                 if p.detune:
                     m.pitch_bend(t - 0.3, ch, p.detune)
+            for ev in getattr(p, "controls", ()):
+                if ev[1] == "cc":
+                    m.control_change(t + ev[0], ch, ev[2], ev[3])
+                elif ev[1] == "bend":
+                    m.pitch_bend(t + ev[0], ch, ev[2])
+                elif ev[1] == "nrpn":
+                    m.sf2_generator_offset(t + ev[0], ch, ev[2], ev[3])
             for n in p.notes:
                 m.note(t + n.on, t + n.off, ch, n.pitch, n.vel)
         starts.append(t)
@@ -79,11 +90,40 @@ def clips_to_midi(clips):
     return m, starts, t + 0.5
 
 
-def render(midi, font, sr, workdir, total):
+def random_fx(rng, p_chorus=0.3, p_reverb=0.2):
+    """fluidsynth chorus / reverb engine settings for one batch (one render).
+
+    Off by default (reverb is our augmentation); with p_chorus the chorus
+    engine runs (3-5 voices, 0.2-2 Hz, 2-12 ms depth, level 0.5-2.5), with
+    p_reverb the reverb engine (room size 0.1-0.6, damping 0-0.8, level
+    0.2-0.7). Parts feed them through their CC93 / CC91 sends
+    (music.add_performance). Returns a dict of fluidsynth settings."""
+    fx = {}
+    if rng.random() < p_chorus:
+        fx.update({"synth.chorus.nr": int(rng.integers(3, 6)),
+                   "synth.chorus.speed": round(float(rng.uniform(0.2, 2.0)), 2),
+                   "synth.chorus.depth": round(float(rng.uniform(2.0, 12.0)), 1),
+                   "synth.chorus.level": round(float(rng.uniform(0.5, 2.5)), 2)})
+    if rng.random() < p_reverb:
+        fx.update({"synth.reverb.room-size": round(float(rng.uniform(0.1, 0.6)), 2),
+                   "synth.reverb.damp": round(float(rng.uniform(0.0, 0.8)), 2),
+                   "synth.reverb.width": round(float(rng.uniform(0.0, 100.0)), 1),
+                   "synth.reverb.level": round(float(rng.uniform(0.2, 0.7)), 2)})
+    return fx
+
+
+def render(midi, font, sr, workdir, total, fx=None):
+    """Render a MIDI file with fluidsynth; fx: settings from random_fx (engines
+    whose settings are absent stay off)."""
     mid = os.path.join(workdir, "batch.mid")
     raw = os.path.join(workdir, "batch.raw")
     midi.write(mid)
-    subprocess.run(["fluidsynth", "-ni", "-q", "-R", "0", "-C", "0", "-g", "0.4",
+    fx = fx or {}
+    engines = ["-R", "1" if any(k.startswith("synth.reverb") for k in fx) else "0",
+               "-C", "1" if any(k.startswith("synth.chorus") for k in fx) else "0"]
+    for k, v in sorted(fx.items()):
+        engines += ["-o", f"{k}={v}"]
+    subprocess.run(["fluidsynth", "-ni", "-q"] + engines + ["-g", "0.4",
                     "-r", str(sr), "-T", "raw", "-O", "float", "-E", "little",
                     "-F", raw, FONTS[font], mid],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -111,19 +151,25 @@ def build_batch(args):
     sr = frontend.SAMPLE_RATE
     rng = np.random.default_rng([opts["seed"], batch_idx])
     arng = np.random.default_rng([opts["seed"], batch_idx, 1])
+    presets = soundfont.presets(FONTS[opts["font"]])
+    perform = opts.get("performance", True)
+    fx = random_fx(np.random.default_rng([opts["seed"], batch_idx, 2]),
+                   opts.get("p_chorus", 0.3), opts.get("p_reverb_engine", 0.2)) \
+        if opts["augment"] else {}
     clips = []
     for i in range(n):
         dur = float(opts["clip_seconds"])
         if opts["solo"]:
             solo = opts["solo"]
             cls = solo[(batch_idx * n + i) % len(solo)]
-            ctx, parts = music.make_clip(rng, dur, n_parts=1, force_class=cls, full_span=True)
+            ctx, parts = music.make_clip(rng, dur, n_parts=1, force_class=cls, full_span=True,
+                                         presets=presets, performance=perform)
         else:
-            ctx, parts = music.make_clip(rng, dur)
+            ctx, parts = music.make_clip(rng, dur, presets=presets, performance=perform)
+        kits, kit_w = music.drum_kit_options(presets)
         for p in parts:
             if p.drum:
-                p.kit = music.choose(rng, [k for k, _ in music.DRUM_KITS],
-                                     [w for _, w in music.DRUM_KITS])
+                p.kit = music.choose(rng, kits, kit_w)
         clips.append((ctx, parts))
     drum_kits = [next((p.kit for p in parts if p.drum), None) for _, parts in clips]
     for (ctx, parts), kit in zip(clips, drum_kits):
@@ -133,7 +179,7 @@ def build_batch(args):
     midi, starts, total = clips_to_midi(clips)
     workdir = tempfile.mkdtemp(prefix="synth_")
     try:
-        x = render(midi, opts["font"], sr, workdir, total)
+        x = render(midi, opts["font"], sr, workdir, total, fx)
         waves, metas = [], []
         for (ctx, parts), s in zip(clips, starts):
             a = int(round(s * sr))
@@ -148,9 +194,11 @@ def build_batch(args):
             metas.append({
                 "batch": batch_idx, "bpm": round(ctx.bpm, 1), "duration": ctx.duration,
                 "parts": [{"class": p.cls, "program": p.program if not p.drum else None,
+                           "bank": getattr(p, "bank", 0) if not p.drum else 128,
                            "kit": getattr(p, "kit", None) if p.drum else None,
-                           "role": p.role, "notes": len(p.notes)} for p in parts],
-                "aug": desc})
+                           "role": p.role, "notes": len(p.notes),
+                           "perf": getattr(p, "perf", {})} for p in parts],
+                "fx": fx, "aug": desc})
         if opts["augment"]:
             picked = [i for i in range(len(waves)) if arng.random() < opts["p_codec"]]
             if picked:
@@ -196,6 +244,12 @@ def main():
     ap.add_argument("--solo", default="",
                     help="comma-separated classes: one-instrument clips, cycling through "
                          "them; 'all' = every class this source can render")
+    ap.add_argument("--p-chorus", type=float, default=0.3,
+                    help="probability per batch of fluidsynth's chorus engine (augment only)")
+    ap.add_argument("--p-reverb-engine", type=float, default=0.2,
+                    help="probability per batch of fluidsynth's reverb engine (augment only)")
+    ap.add_argument("--no-performance", action="store_true",
+                    help="no controller variation (music.add_performance)")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--save-wav", default="")
     ap.add_argument("--out", required=True)
@@ -204,6 +258,8 @@ def main():
         os.makedirs(a.save_wav, exist_ok=True)
     opts = {"seed": a.seed, "font": a.font, "clip_seconds": a.clip_seconds,
             "augment": not a.no_augment, "p_codec": a.p_codec,
+            "p_chorus": a.p_chorus, "p_reverb_engine": a.p_reverb_engine,
+            "performance": not a.no_performance,
             "solo": [s for s in a.solo.split(",") if s], "save_wav": a.save_wav}
     if opts["solo"] == ["all"]:
         opts["solo"] = [c for c in music.LABELS

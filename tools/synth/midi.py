@@ -44,8 +44,28 @@ class MidiFile:
         self._add(t, [0xB0 | channel, controller & 0x7F, int(value) & 0x7F], 0)
 
     def bank_select(self, t, channel, bank):
-        self.control_change(t, channel, 0, (bank >> 7) & 0x7F)
-        self.control_change(t, channel, 32, bank & 0x7F)
+        """Bank select for fluidsynth's default bank-select style 'gs': the
+        bank number (0-127) goes in CC0 (MSB), CC32 (LSB) is ignored and sent
+        as 0. Takes effect at the next program change."""
+        self.control_change(t, channel, 0, bank & 0x7F)
+        self.control_change(t, channel, 32, 0)
+
+    def nrpn(self, t, channel, msb, lsb, value):
+        """Non-registered parameter (msb, lsb) set to a 14-bit value (0-16383):
+        CC99, CC98, then data entry LSB (CC38) before MSB (CC6), since
+        fluidsynth applies the parameter when the MSB arrives."""
+        v = min(max(int(value), 0), 16383)
+        self.control_change(t, channel, 99, msb)
+        self.control_change(t, channel, 98, lsb)
+        self.control_change(t, channel, 38, v & 0x7F)
+        self.control_change(t, channel, 6, (v >> 7) & 0x7F)
+
+    def sf2_generator_offset(self, t, channel, generator, offset):
+        """SoundFont 2.01 NRPN (MSB 120, LSB = generator number < 100): adds
+        offset (in the generator's NRPN units, e.g. 2 cents for
+        initialFilterFc, 1 cB for initialFilterQ; range +-8192) to the
+        generator of every voice on the channel."""
+        self.nrpn(t, channel, 120, generator, int(offset) + 8192)
 
     def pitch_bend(self, t, channel, value):
         """value in [-8192, 8191]."""

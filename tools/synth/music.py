@@ -20,17 +20,32 @@ IDX = {name: i for i, name in enumerate(LABELS)}
 # General MIDI has no mandolin or ukulele program: never generated.
 UNSUPPORTED = ["mandolin", "ukulele"]
 
-# class -> list of (GM program, weight, (low, high) MIDI pitch range)
+# class -> list of (GM program, weight, (low, high) MIDI pitch range), bank 0
+# (General MIDI). Every GM program that is an instance of the class is listed
+# (tools/synth/README.md, "Classes and General MIDI programs", gives the
+# choices and what is left out and why). Programs held out for the few-shot
+# evaluation (tools/train/fewshot_eval.py: 46, 79, 104, 106-109, 114) are
+# never used here.
 PROGRAMS = {
     "accordion": [(21, 3, (53, 84)), (23, 1, (53, 84))],
     "banjo": [(105, 1, (48, 81))],
     "bass": [(32, 3, (28, 55)), (33, 3, (28, 55)), (34, 2, (28, 55)), (35, 1, (28, 55)),
              (36, 1, (28, 55)), (37, 1, (28, 55)), (38, 1, (28, 55)), (39, 1, (28, 55))],
-    "cello": [(42, 1, (36, 74))],
+    # 43 contrabass (bowed) is labelled cello: OpenMIC-2018 has no double-bass
+    # class and its "bass" is the bass guitar / pizzicato bass of popular
+    # music; a bowed contrabass is acoustically closest to a low cello. Its
+    # notes are kept inside the cello's range (C2-C4).
+    "cello": [(42, 4, (36, 74)), (43, 1, (36, 60))],
     "clarinet": [(71, 1, (50, 89))],
-    "flute": [(73, 1, (60, 94))],
+    # 72 piccolo, 74 recorder, 75 pan flute, 77 shakuhachi (end-blown bamboo
+    # flute) are flutes; 76 blown bottle, 78 whistle and 79 ocarina are not.
+    "flute": [(73, 4, (60, 94)), (72, 1, (74, 102)), (74, 1, (65, 96)), (75, 1, (60, 91)),
+              (77, 0.5, (55, 84))],
     "guitar": [(24, 3, (40, 81)), (25, 3, (40, 81)), (26, 1, (40, 81)), (27, 1, (40, 81)),
                (28, 1, (40, 76)), (29, 1, (40, 76)), (30, 1, (40, 76)), (31, 1, (40, 76))],
+    # 14 tubular bells and 112 tinkle bell are bells, not mallet percussion
+    # (AudioSet, from which OpenMIC's classes come, files them under "Bell");
+    # 114 steel drums (steelpan) would fit but is held out for fewshot_eval.
     "mallet_percussion": [(8, 1, (60, 96)), (9, 1, (72, 103)), (10, 1, (60, 96)),
                           (11, 2, (53, 89)), (12, 2, (45, 84)), (13, 2, (65, 100))],
     "organ": [(16, 2, (36, 84)), (17, 2, (36, 84)), (18, 1, (36, 84)), (19, 2, (36, 84)),
@@ -38,14 +53,79 @@ PROGRAMS = {
     "piano": [(0, 6, (28, 100)), (1, 3, (28, 100)), (2, 1, (28, 96)), (3, 1, (28, 96)),
               (4, 1, (28, 96)), (5, 1, (28, 96)), (6, 1, (36, 89)), (7, 1, (36, 89))],
     "saxophone": [(64, 1, (56, 87)), (65, 2, (49, 80)), (66, 2, (44, 75)), (67, 1, (36, 68))],
-    "synthesizer": [(p, 1, (36, 86)) for p in range(80, 96)],
+    # leads and pads 80-95 (85 "voice" lead and 91 "choir" pad are synthetic
+    # timbres: synthesizer), synth strings 50/51 and synth brass 62/63 (weight
+    # 0.5 each: analogue-synth string and brass patches, not the instruments).
+    "synthesizer": [(p, 1, (36, 86)) for p in range(80, 96)]
+                   + [(50, 0.5, (36, 86)), (51, 0.5, (36, 86)), (62, 0.5, (36, 84)),
+                      (63, 0.5, (36, 84))],
     "trombone": [(57, 1, (40, 72))],
-    "trumpet": [(56, 1, (55, 82))],
-    "violin": [(40, 4, (55, 98)), (41, 1, (48, 86))],
+    "trumpet": [(56, 3, (55, 82)), (59, 1, (55, 82))],
+    # 41 viola is labelled violin (OpenMIC has no viola class); 110 fiddle.
+    "violin": [(40, 4, (55, 98)), (41, 1, (48, 86)), (110, 1, (55, 93))],
+    # 85 voice lead stays synthesizer (above).
     "voice": [(52, 3, (48, 79)), (53, 2, (48, 79)), (54, 1, (48, 79))],
 }
-# String ensemble patches (48, 49): labelled violin above G3, cello below.
-STRING_ENSEMBLE = [48, 49]
+# String-section patches whose label follows the register (violin from G3 =
+# MIDI 55 up, cello below): 48/49 string ensembles, 44 tremolo strings and
+# 45 pizzicato strings (plucked: labels end at most PIZZ_DECAY s after the
+# onset). (program, weight)
+STRING_ENSEMBLE = [(48, 3), (49, 2), (44, 1), (45, 1)]
+PIZZICATO = {45}
+PIZZ_DECAY = 0.8
+
+# Variation banks (GS-style bank select, CC0) present in the permitted fonts
+# (FluidR3_GM and MuseScore_General; TimGM6mb has none). A preset is only
+# used with a font that has it (fluidsynth would silently substitute bank 0,
+# so build_dataset passes each font's preset list, read from the font's PHDR
+# chunk). class -> list of (bank, program, weight, (low, high), label) with
+# label None (the class), "register" (violin from G3 up, cello below) or a
+# class name. MuseScore_General's "Expr." banks (17, 18, 21, ...) are left
+# out: the same samples, silent unless CC2 (breath) is sent.
+VARIATIONS = {
+    "accordion": [(8, 21, 2, (53, 84), None)],                   # Italian accordion
+    "bass": [(8, 38, 0.5, (28, 55), None), (8, 39, 0.5, (28, 55), None),  # synth bass 3/4
+             (50, 45, 1, (28, 55), None)],                       # MuseScore basses pizzicato
+    "cello": [(40, 44, 1, (36, 72), None), (40, 45, 1, (36, 69), None),  # MuseScore celli
+              (40, 48, 1, (36, 72), None), (40, 49, 1, (36, 72), None),
+              (50, 48, 0.3, (36, 60), None), (50, 49, 0.3, (36, 60), None)],  # basses, bowed
+    "guitar": [(8, 25, 1, (40, 81), None), (8, 26, 1, (40, 81), None),  # 12-string, Hawaiian
+               (8, 28, 1, (40, 76), None)],                      # funk
+    "organ": [(8, 16, 1, (36, 84), None), (8, 17, 1, (36, 84), None),  # detuned organs
+              (8, 19, 1, (36, 84), None)],                       # church organ 2
+    "piano": [(8, 0, 2, (28, 100), None), (8, 4, 1, (28, 96), None),  # mellow grand, detuned EPs
+              (8, 5, 1, (28, 96), None), (8, 6, 1, (36, 89), None)],  # coupled harpsichord
+    "synthesizer": [(8, 50, 0.5, (36, 86), None), (8, 62, 0.5, (36, 84), None),
+                    (8, 63, 0.5, (36, 84), None), (8, 80, 1, (36, 86), None),  # sine wave
+                    (20, 81, 1, (36, 86), None)],                # MuseScore detuned saw
+    "violin": [(8, 40, 1, (55, 98), None),                       # slow violin
+               (20, 44, 0.5, (55, 96), None), (20, 45, 0.5, (55, 96), None),  # MuseScore violins
+               (20, 48, 0.5, (55, 96), None), (20, 49, 0.5, (55, 96), None),
+               (25, 44, 0.5, (55, 96), None), (25, 45, 0.5, (55, 96), None),  # violins 2
+               (25, 48, 0.5, (55, 96), None), (25, 49, 0.5, (55, 96), None),
+               (30, 44, 0.2, (48, 86), None), (30, 45, 0.2, (48, 86), None),  # violas
+               (30, 48, 0.2, (48, 86), None), (30, 49, 0.2, (48, 86), None)],
+    # Not General MIDI, only in FluidR3_GM and MuseScore_General: mandolin
+    # (bank 16, 25) and ukulele (bank 8, 24). Never sampled while the classes
+    # are UNSUPPORTED (CLASS_WEIGHTS 0); listed for when they become supported.
+    "mandolin": [(16, 25, 1, (55, 88), None)],
+    "ukulele": [(8, 24, 1, (60, 81), None)],
+}
+# pizzicato presets in the variation banks (bank, program)
+PIZZICATO_BANKS = {(20, 45), (25, 45), (30, 45), (40, 45), (50, 45)}
+
+
+def program_options(cls, presets=None):
+    """Instrument options of a class for a font.
+
+    presets: set of (bank, program) the font has, or None (General MIDI bank
+    0 only). Returns a list of (bank, program, weight, (low, high), label).
+    """
+    opts = [(0, prog, w, rng_, None) for prog, w, rng_ in PROGRAMS.get(cls, [])]
+    if presets is not None:
+        opts += [o for o in VARIATIONS.get(cls, []) if (o[0], o[1]) in presets]
+    return opts
+
 
 # roles each class can play (with weights)
 ROLES = {
@@ -79,6 +159,22 @@ CLASS_WEIGHTS.update({"piano": 2.0, "drums": 2.0, "violin": 1.6, "cello": 1.4,
                       "cymbals": 0.8, "mandolin": 0.0, "ukulele": 0.0})
 
 DRUM_KITS = [(0, 4), (8, 2), (16, 2), (24, 1), (25, 1), (32, 2), (40, 1), (48, 1)]
+# variation kits of FluidR3_GM and MuseScore_General (bank 128): standard 1-7,
+# room 1-7, power 1-3, jazz 1-4, brush 1-2. (kit, weight)
+DRUM_KIT_VARIATIONS = ([(k, 0.4) for k in range(1, 8)] + [(k, 0.25) for k in range(9, 16)]
+                       + [(k, 0.4) for k in range(17, 20)] + [(k, 0.3) for k in range(33, 37)]
+                       + [(41, 0.3), (42, 0.3)])
+
+
+def drum_kit_options(presets=None):
+    """Drum kits (program numbers in bank 128) with weights for a font.
+
+    presets: set of (bank, program) the font has, or None (the GM/GS kits of
+    DRUM_KITS only). Returns (kits, weights)."""
+    opts = list(DRUM_KITS)
+    if presets is not None:
+        opts += [(k, w) for k, w in DRUM_KIT_VARIATIONS if (128, k) in presets]
+    return [k for k, _ in opts], [w for _, w in opts]
 KICKS, SNARES = [35, 36], [38, 40, 37, 39]
 HATS = {"closed": 42, "pedal": 44, "open": 46}
 TOMS = [41, 43, 45, 47, 48, 50]
@@ -109,10 +205,16 @@ class Note:
 class Part:
     """One instrument playing one role on one MIDI channel."""
 
-    def __init__(self, cls, program, drum, role, volume, detune):
+    def __init__(self, cls, program, drum, role, volume, detune, bank=0):
         self.cls, self.program, self.drum, self.role = cls, program, drum, role
-        self.volume, self.detune = volume, detune
+        self.volume, self.detune, self.bank = volume, detune, bank
         self.notes = []
+        # performance controllers (add_performance): list of (t seconds, kind,
+        # args...) with kind "cc" (controller, value), "bend" (value in
+        # [-8192, 8191]) or "nrpn" (SF2 generator, offset in NRPN units), and
+        # a dict of what was applied (for the data set's meta)
+        self.controls = []
+        self.perf = {}
 
 
 class Context:
@@ -435,7 +537,13 @@ def gen_cymbals_only(part, ctx, rng, span):
         pos += step
 
 
-def make_part(cls, ctx, rng, role=None):
+def make_part(cls, ctx, rng, role=None, presets=None, performance=True):
+    """One part of class cls: program (and bank), role, notes, controllers.
+
+    presets: the font's set of (bank, program) (variation banks are used
+    only when present), or None for General MIDI bank 0 only.
+    performance: add per-note/per-part controller variation (add_performance).
+    """
     if cls in ("drums", "cymbals"):
         part = Part(cls, None, True, "drums", int(rng.integers(85, 128)), 0)
         span = _span(rng, ctx)
@@ -443,18 +551,24 @@ def make_part(cls, ctx, rng, role=None):
             gen_drums(part, ctx, rng, span, with_cymbals=rng.random() < 0.45)
         else:
             gen_cymbals_only(part, ctx, rng, span)
+        if performance:
+            add_performance(part, ctx, rng)
         return part
     string_ens = cls in ("violin", "cello") and rng.random() < 0.12
     if string_ens:
-        program, low, high = choose(rng, STRING_ENSEMBLE), 36, 96
+        bank, label_rule = 0, "register"
+        program = choose(rng, [p for p, _ in STRING_ENSEMBLE], [w for _, w in STRING_ENSEMBLE])
+        low, high = 36, 96
     else:
-        opts = PROGRAMS[cls]
-        program, _, (low, high) = choose(rng, opts, [o[1] for o in opts])
+        opts = program_options(cls, presets)
+        bank, program, _, (low, high), label_rule = choose(rng, opts, [o[2] for o in opts])
     if role is None:
         roles = ROLES[cls]
         role = choose(rng, [r for r, _ in roles], [w for _, w in roles])
+    # volume and detune drawn as before add_performance existed (same notes
+    # for performance=False); add_performance redraws both
     part = Part(cls, program, False, role, int(rng.integers(85, 128)),
-                int(rng.normal(0, 150)) if rng.random() < 0.3 else 0)
+                int(rng.normal(0, 150)) if rng.random() < 0.3 else 0, bank=bank)
     span = _span(rng, ctx)
     if string_ens:
         # register decides the label: violin part high, cello part low
@@ -464,19 +578,33 @@ def make_part(cls, ctx, rng, role=None):
             low, high = 36, 62
     {"melody": gen_melody, "chords": gen_chords, "arpeggio": gen_arpeggio,
      "bass": gen_bass, "piece": gen_piece}[role](part, ctx, rng, low, high, span)
-    if string_ens:
+    if string_ens or label_rule == "register":
         for n in part.notes:
             n.label = IDX["violin"] if n.pitch >= 55 else IDX["cello"]
+    elif label_rule is not None:
+        for n in part.notes:
+            n.label = IDX[label_rule]
+    if (bank == 0 and program in PIZZICATO) or (bank, program) in PIZZICATO_BANKS:
+        # plucked strings: the sound decays whatever the note length
+        for n in part.notes:
+            n.sound_end = min(n.sound_end, n.on + PIZZ_DECAY)
+        part.perf["pizzicato"] = True
+    if performance:
+        add_performance(part, ctx, rng)
     return part
 
 
-def make_clip(rng, duration, n_parts=None, force_class=None, full_span=False):
-    """A clip: context + 1..4 parts of distinct classes."""
+def make_clip(rng, duration, n_parts=None, force_class=None, full_span=False,
+              presets=None, performance=True):
+    """A clip: context + 1..4 parts of distinct classes.
+
+    presets / performance: see make_part."""
     ctx = Context(rng, duration)
     ctx.full_span = full_span
     if n_parts is None:
         n_parts = int(choose(rng, [1, 2, 3, 4], [3, 3, 2.5, 1.5]))
-    names = [n for n in LABELS if CLASS_WEIGHTS[n] > 0]
+    names = [n for n in LABELS if CLASS_WEIGHTS[n] > 0
+             and (n in ("drums", "cymbals") or program_options(n, presets))]
     w = np.array([CLASS_WEIGHTS[n] for n in names])
     chosen = [force_class] if force_class else []
     while len(chosen) < n_parts:
@@ -484,9 +612,152 @@ def make_clip(rng, duration, n_parts=None, force_class=None, full_span=False):
         if c in chosen or (c in ("drums", "cymbals") and ("drums" in chosen or "cymbals" in chosen)):
             continue
         chosen.append(c)
-    parts = [make_part(c, ctx, rng) for c in chosen]
+    parts = [make_part(c, ctx, rng, presets=presets, performance=performance) for c in chosen]
     parts = [p for p in parts if p.notes]
     return ctx, parts
+
+
+# --- performance: per-note and per-part controller variation ---------------
+#
+# What fluidsynth honours with SoundFont 2 default modulators (SF2.04 spec,
+# 8.4): note-on velocity -> attenuation and filter cutoff (and the fonts'
+# velocity layers), CC1 -> vibrato LFO pitch depth (50 cents at 127), CC7 and
+# CC11 -> attenuation, CC91 / CC93 -> reverb / chorus send (heard only when
+# the render turns fluidsynth's reverb / chorus engine on), pitch wheel ->
+# pitch (range 2 semitones). fluidsynth has no default modulator for CC74
+# (brightness) or CC71 (resonance), so filter cutoff and resonance are set
+# through SoundFont 2.01 NRPNs (NRPN MSB 120, LSB = generator number), which
+# fluidsynth applies as offsets to a channel's generators, also to sounding
+# voices: generator 8 initialFilterFc (2 cents per unit) and 9 initialFilterQ
+# (1 centibel per unit).
+GEN_FILTER_FC, GEN_FILTER_Q = 8, 9
+CONTROL_STEP = 0.04  # seconds between controller updates of ramps and sweeps
+BEND_PER_CENT = 8192 / 200.0  # pitch-wheel units per cent (range +-2 semitones)
+
+
+def _ramp(t0, t1, v0, v1, step=CONTROL_STEP):
+    """Times and linearly interpolated values from (t0, v0) to (t1, v1)."""
+    n = max(int((t1 - t0) / step), 1)
+    ts = t0 + (t1 - t0) * np.arange(n + 1) / n
+    return ts, v0 + (v1 - v0) * np.arange(n + 1) / n
+
+
+def add_performance(part, ctx, rng):
+    """Seeded per-note and per-part variation through MIDI controllers.
+
+    Applied to part.notes (velocities) and appended to part.controls; what was
+    applied goes into part.perf. Probabilities (per part):
+      velocity curve (always): v' = 127 (v/127)^gamma, gamma 0.7-1.4, plus
+        per-note noise with sd 2-14, clipped to 28-127 (no inaudible notes);
+      brightness (0.5): filter-cutoff offset -2400..+1200 cents (NRPN gen 8);
+        a third of them sweep linearly to a second value over the clip;
+      resonance (0.3 of those with brightness): filter Q offset 0-9 dB;
+      reverb / chorus send (0.5 each): CC91 / CC93 10-100;
+      melodic parts only:
+      detune (0.4): pitch bend of N(0, 8) cents for the whole part;
+      modulation (0.35 sustained, 0.1 other classes): CC1 ramps from 0 to
+        30-110 over each note longer than 0.6 s (delayed vibrato);
+      expression (0.4 sustained, 0.1 other): CC11 swells over notes longer
+        than 0.5 s (50-95 -> 127 -> 70-115), else phrase-level ramps;
+      slides (0.15 sustained / guitar / bass): 25 % of the notes start
+        50-200 cents flat or sharp and bend to pitch in 40-150 ms;
+      bend vibrato (0.1 sustained): 4.5-6.5 Hz, 10-35 cents, on notes
+        longer than 0.5 s, after 0.2 s.
+      volume (always): CC7 70-127.
+    The label roll does not change: class activity follows the notes.
+    """
+    perf = part.perf
+    sustained = part.cls in SUSTAINED
+    part.volume = int(rng.integers(70, 128))
+    part.detune = 0
+    # velocity layers: spread per note, per-part curve
+    gamma = float(rng.uniform(0.7, 1.4))
+    sd = float(rng.uniform(2, 14))
+    for n in part.notes:
+        v = 127.0 * (n.vel / 127.0) ** gamma + rng.normal(0, sd)
+        n.vel = int(np.clip(round(v), 28, 127))
+    perf["velocity"] = [round(gamma, 2), round(sd, 1)]
+    c = part.controls
+    end = ctx.duration
+    if rng.random() < 0.5:
+        f0 = float(rng.uniform(-2400, 1200))
+        if rng.random() < 1 / 3:
+            f1 = float(rng.uniform(-2400, 1200))
+            for t, v in zip(*_ramp(0.0, end, f0, f1, 0.1)):
+                c.append((t, "nrpn", GEN_FILTER_FC, int(round(v / 2))))
+            perf["cutoff"] = [round(f0), round(f1)]
+        else:
+            c.append((0.0, "nrpn", GEN_FILTER_FC, int(round(f0 / 2))))
+            perf["cutoff"] = round(f0)
+        if rng.random() < 0.3:
+            q = float(rng.uniform(0, 90))
+            c.append((0.0, "nrpn", GEN_FILTER_Q, int(round(q))))
+            perf["resonance_cb"] = round(q)
+    for cc, name in ((91, "reverb_send"), (93, "chorus_send")):
+        if rng.random() < 0.5:
+            v = int(rng.integers(10, 101))
+            c.append((0.0, "cc", cc, v))
+            perf[name] = v
+    if part.drum:
+        return
+    detune = 0.0
+    if rng.random() < 0.4:
+        detune = float(np.clip(rng.normal(0, 8), -25, 25))
+        part.detune = int(round(detune * BEND_PER_CENT))
+        perf["detune_cents"] = round(detune, 1)
+    notes = sorted(part.notes, key=lambda n: n.on)
+    if rng.random() < (0.35 if sustained else 0.1):
+        depth = float(rng.uniform(30, 110))
+        for n in notes:
+            if n.off - n.on > 0.6:
+                c.append((n.on, "cc", 1, 0))
+                for t, v in zip(*_ramp(n.on + 0.15, n.off, 0, depth)):
+                    c.append((t, "cc", 1, int(v)))
+        c.append((end, "cc", 1, 0))
+        perf["modulation"] = round(depth)
+    if rng.random() < (0.4 if sustained else 0.1):
+        long_notes = [n for n in notes if n.off - n.on > 0.5]
+        if long_notes and rng.random() < 0.6:
+            for n in long_notes:
+                e0, e1 = float(rng.uniform(50, 95)), float(rng.uniform(70, 115))
+                peak = n.on + (n.off - n.on) * float(rng.uniform(0.3, 0.7))
+                for t, v in zip(*_ramp(n.on, peak, e0, 127)):
+                    c.append((t, "cc", 11, int(v)))
+                for t, v in zip(*_ramp(peak, n.off, 127, e1)):
+                    c.append((t, "cc", 11, int(v)))
+            perf["expression"] = "swells"
+        else:
+            t, e = 0.0, float(rng.uniform(60, 127))
+            while t < end:
+                d = float(rng.uniform(1.0, 4.0))
+                e_next = float(rng.uniform(55, 127))
+                for tt, v in zip(*_ramp(t, min(t + d, end), e, e_next)):
+                    c.append((tt, "cc", 11, int(v)))
+                t, e = t + d, e_next
+            perf["expression"] = "ramps"
+        c.append((end, "cc", 11, 127))
+    bend_events = []
+    if rng.random() < (0.15 if (sustained or part.cls in ("guitar", "bass")) else 0.0):
+        n_sl = 0
+        for n in notes:
+            if rng.random() < 0.25:
+                depth = float(rng.uniform(50, 200)) * (1 if rng.random() < 0.3 else -1)
+                dur = float(rng.uniform(0.04, 0.15))
+                for t, v in zip(*_ramp(n.on, n.on + dur, depth, 0.0, 0.01)):
+                    bend_events.append((t, v))
+                n_sl += 1
+        perf["slides"] = n_sl
+    if sustained and rng.random() < 0.1:
+        rate, depth = float(rng.uniform(4.5, 6.5)), float(rng.uniform(10, 35))
+        for n in notes:
+            if n.off - n.on > 0.5:
+                ts = np.arange(n.on + 0.2, n.off, 0.02)
+                for t in ts:
+                    bend_events.append((t, depth * np.sin(2 * np.pi * rate * (t - n.on - 0.2))))
+                bend_events.append((n.off, 0.0))
+        perf["bend_vibrato"] = [round(rate, 1), round(depth)]
+    for t, cents in bend_events:
+        c.append((t, "bend", int(round((detune + cents) * BEND_PER_CENT))))
 
 
 def label_roll(parts, duration, frame_times, tail=0.0):

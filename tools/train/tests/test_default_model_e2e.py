@@ -45,7 +45,7 @@ def piano_clip():
     rng = np.random.default_rng(SEEDS["piano"])
     ctx = music.Context(rng, SECONDS)
     ctx.full_span = True
-    part = music.make_part("piano", ctx, rng, role="piece")
+    part = music.make_part("piano", ctx, rng, role="piece", performance=False)
     part.program = 0  # acoustic grand
     return ctx, [part]
 
@@ -85,7 +85,7 @@ def violin_clip():
     rng = np.random.default_rng(SEEDS["violin"])
     ctx = music.Context(rng, SECONDS)
     ctx.full_span = True
-    part = music.make_part("violin", ctx, rng, role="melody")
+    part = music.make_part("violin", ctx, rng, role="melody", performance=False)
     part.program = 40  # violin
     part.notes = [n for n in part.notes if n.pitch >= 55]
     return ctx, [part]
