@@ -1,10 +1,21 @@
-"""Waveform augmentation in numpy: EQ, reverb, noise, gain, lossy codecs.
+"""Waveform augmentation in numpy: speed change, EQ, reverb, microphone /
+speaker / telephone colouration, dynamic-range compression, noise, gain,
+lossy codecs.
 
-EQ and reverb are applied in the frequency domain in one FFT pass: the
-biquads (RBJ audio-EQ-cookbook shelves, peaks, high/low-pass) are evaluated
-as complex frequency responses H(e^jw) on the FFT grid, and the reverb is a
-synthetic impulse response (exponentially decaying noise) convolved through
-the same FFT. The codec round trip goes through the ffmpeg CLI.
+All functions take mono float64 signals at sample rate sr (Hz) and a
+numpy.random.Generator, so results are deterministic given the seed.
+
+The linear parts (EQ, reverb, colourations) are applied in the frequency
+domain in one FFT pass: the biquads (RBJ audio-EQ-cookbook shelves, peaks,
+high/low-pass) are evaluated as complex frequency responses H(e^jw) on the
+FFT grid, the colourations are smooth zero-phase magnitude responses, and the
+reverb is a synthetic impulse response (exponentially decaying noise)
+convolved through the same FFT. Compression (a feed-forward compressor) and
+noise follow; the codec round trip goes through the ffmpeg CLI (mp3, Ogg
+Vorbis, AAC, Opus). The speed change (pitch and tempo together, like a tape
+or turntable running fast or slow) is applied where the clip is cut out of
+its render, since it needs a little more (or less) source audio than the
+clip; the caller rescales the label times by the factor it returns.
 """
 import os
 import subprocess
@@ -101,31 +112,233 @@ def colored_noise(rng, n, color):
     return x / (np.sqrt(np.mean(x ** 2)) + 1e-12)
 
 
-def augment(x, rng, sr, p_eq=0.6, p_reverb=0.5, p_noise=0.3):
-    """EQ + reverb (one FFT pass) + noise. Returns (y, description)."""
+# --- speed change (pitch + tempo) -------------------------------------------
+
+def speed_change(src, factor, n_out, pad=2048):
+    """Play src `factor` times faster (factor > 1: higher and shorter).
+
+    src: float [m] source samples, m >= about n_out * factor (the caller cuts
+    the clip plus a margin out of the render); n_out: output length (samples).
+    Band-limited resampling through the FFT: the first m = round(n_out *
+    factor) samples of src, zero-padded by `pad` samples (so the circular FFT
+    does not wrap the end onto the start), are resampled from M = m + pad to
+    N = round(M / factor) samples, and the first n_out kept.
+    Returns (y [n_out], exact factor M / N): output sample k corresponds to
+    source time k * M / N samples, so labels at output time t are those of
+    source time t * factor_exact.
+    """
+    m = min(int(round(n_out * factor)), len(src))
+    M = m + pad
+    N = int(round(M / factor))
+    X = np.fft.rfft(src[:m], M)
+    K = N // 2 + 1
+    if K <= len(X):
+        Y = X[:K].copy()
+        if N % 2 == 0:
+            Y[-1] = Y[-1].real  # Nyquist bin of the shorter signal
+    else:
+        Y = np.zeros(K, dtype=complex)
+        Y[:len(X)] = X
+        if M % 2 == 0:
+            Y[len(X) - 1] *= 0.5  # split the old Nyquist bin
+    y = np.fft.irfft(Y, N) * (N / M)
+    if len(y) < n_out:
+        y = np.concatenate([y, np.zeros(n_out - len(y))])
+    return y[:n_out], M / N
+
+
+def random_speed(rng, max_semitones=1.0):
+    """Speed factor uniform in +-max_semitones (1 semitone = +-5.9 %)."""
+    return float(2.0 ** (rng.uniform(-max_semitones, max_semitones) / 12.0))
+
+
+# --- colourations: smooth zero-phase magnitude responses -------------------
+
+def _log_bumps(f, rng, n, gain_db, width_oct, lo=150.0, hi=7000.0):
+    """Sum of n Gaussian bumps on a log-frequency axis, in dB, on grid f (Hz)."""
+    out = np.zeros_like(f)
+    lf = np.log2(np.maximum(f, 1.0))
+    for _ in range(n):
+        fc = np.log2(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+        g = rng.uniform(*gain_db) * (1 if rng.random() < 0.5 else -1)
+        w = rng.uniform(*width_oct)
+        out += g * np.exp(-0.5 * ((lf - fc) / w) ** 2)
+    return out
+
+
+def _butter_mag_db(f, fc, order, kind):
+    """Magnitude (dB) of an order-`order` Butterworth high- or low-pass."""
+    f = np.maximum(f, 1e-3)
+    ratio = (fc / f) if kind == "highpass" else (f / fc)
+    return -10.0 * np.log10(1.0 + ratio ** (2 * order))
+
+
+def colouration(rng, f, kind):
+    """Random smooth magnitude response (dB) on frequencies f (Hz) for
+    kind "mic" (2-6 resonances and dips of 2-7 dB, 0.1-0.7 octave wide, a
+    tilt of +-2 dB/octave around 1 kHz, clamped to +-12 dB), "speaker" (small loudspeaker:
+    order 2-4 high-pass at 150-500 Hz with a 2-8 dB resonance at its corner,
+    order 2-4 low-pass at 3.5-7.5 kHz, 2-5 ripples of 2-5 dB) or "telephone"
+    (order 4 band-pass 250-400 Hz to 3.0-3.6 kHz, the ITU-T G.712 voice band
+    300-3400 Hz, with 1-3 ripples). Returns (dB [len(f)], description)."""
+    if kind == "mic":
+        db = _log_bumps(f, rng, int(rng.integers(2, 7)), (2, 7), (0.1, 0.7))
+        tilt = rng.uniform(-2, 2)
+        db += tilt * np.clip(np.log2(np.maximum(f, 20.0) / 1000.0), -4, 3)
+        return np.clip(db, -12, 12), f"mic:{tilt:+.1f}dB/oct"
+    if kind == "speaker":
+        fh, oh = rng.uniform(150, 500), int(rng.integers(2, 5))
+        fl, ol = rng.uniform(3500, 7500), int(rng.integers(2, 5))
+        db = _butter_mag_db(f, fh, oh, "highpass") + _butter_mag_db(f, fl, ol, "lowpass")
+        lf = np.log2(np.maximum(f, 1.0))
+        db += rng.uniform(2, 8) * np.exp(-0.5 * ((lf - np.log2(fh * 1.2)) / 0.3) ** 2)
+        db += _log_bumps(f, rng, int(rng.integers(2, 6)), (2, 5), (0.1, 0.4), fh, fl)
+        return np.maximum(db, -60), f"speaker:{fh:.0f}-{fl:.0f}Hz"
+    if kind == "telephone":
+        fh, fl = rng.uniform(250, 400), rng.uniform(3000, 3600)
+        db = _butter_mag_db(f, fh, 4, "highpass") + _butter_mag_db(f, fl, 4, "lowpass")
+        db += _log_bumps(f, rng, int(rng.integers(1, 4)), (1, 4), (0.2, 0.5), fh, fl)
+        return np.maximum(db, -60), f"telephone:{fh:.0f}-{fl:.0f}Hz"
+    raise ValueError(kind)
+
+
+# --- dynamic-range compression -----------------------------------------------
+
+def compress(x, sr, threshold_db, ratio, attack_ms, release_ms, knee_db=6.0, block=16,
+             lookahead=3.0):
+    """Feed-forward compressor (Giannoulis, Massberg and Reiss, "Digital
+    dynamic range compressor design: a tutorial and analysis", JAES 2012:
+    peak level detector in dB, soft-knee static curve, gain smoothed with
+    separate attack and release time constants).
+
+    x: float [n]; threshold_db: dBFS; ratio >= 1; attack/release: ms. The
+    level is the block peak (block = 16 samples = 1 ms at 16 kHz); the gain
+    is smoothed per block and interpolated to samples. No make-up gain (the
+    caller sets the level). Look-ahead: the gain is applied lookahead *
+    attack_ms earlier than the level it follows (as a delayed side chain
+    would), so transients are caught and the crest factor goes down (0: a
+    plain compressor, which lets onsets through and can raise it).
+    Returns y [n]."""
+    n = len(x)
+    nb = -(-n // block)
+    xp = np.concatenate([np.abs(x), np.zeros(nb * block - n)]).reshape(nb, block)
+    level = 20.0 * np.log10(xp.max(axis=1) + 1e-9)
+    over = level - threshold_db
+    slope = 1.0 / ratio - 1.0
+    gr = np.where(over <= -knee_db / 2, 0.0,
+                  np.where(over >= knee_db / 2, slope * over,
+                           slope * (over + knee_db / 2) ** 2 / (2 * knee_db)))
+    a_att = np.exp(-block / (sr * attack_ms * 1e-3))
+    a_rel = np.exp(-block / (sr * release_ms * 1e-3))
+    g = np.empty(nb)
+    state = 0.0
+    for k, target in enumerate(gr.tolist()):
+        a = a_att if target < state else a_rel
+        state = a * state + (1.0 - a) * target
+        g[k] = state
+    centres = (np.arange(nb) + 0.5) * block
+    ahead = lookahead * attack_ms * 1e-3 * sr
+    gain_db = np.interp(np.arange(n) + ahead, centres, g)
+    return x * 10.0 ** (gain_db / 20.0)
+
+
+def random_compress(x, sr, rng):
+    """compress() with random settings: threshold 3-20 dB below the 95th
+    percentile of the 1-ms peak level, ratio 2-8, attack 0.5-10 ms (with
+    look-ahead), release 40-400 ms. Returns (y, description)."""
+    n = len(x)
+    nb = max(n // 16, 1)
+    peaks = np.abs(x[:nb * 16]).reshape(nb, -1).max(axis=1)
+    ref = 20.0 * np.log10(np.percentile(peaks, 95) + 1e-9)
+    thr = ref - float(rng.uniform(3, 20))
+    ratio = float(rng.uniform(2, 8))
+    att, rel = float(rng.uniform(0.5, 10)), float(rng.uniform(40, 400))
+    return compress(x, sr, thr, ratio, att, rel), f"compress:{ref - thr:.0f}dB/{ratio:.1f}"
+
+
+# --- noise ----------------------------------------------------------------------
+
+NOISE_TYPES = ["white", "pink", "brown", "blue", "hum", "crackle", "modulated"]
+
+
+def make_noise(rng, n, sr, kind):
+    """Unit-RMS noise of n samples: white, pink (1/f), brown (1/f^2), blue
+    (f: hiss), hum (50 or 60 Hz mains with 1-12 harmonics falling as
+    1/k^0.5-2, plus a little white noise), crackle (vinyl-like clicks, 5-50
+    per second, on faint white noise) or modulated (pink noise, amplitude
+    modulated at 0.3-4 Hz: passing traffic, crowd)."""
+    if kind in ("white", "pink", "brown"):
+        return colored_noise(rng, n, ["white", "pink", "brown"].index(kind))
+    if kind == "blue":
+        X = np.fft.rfft(rng.standard_normal(n))
+        X *= np.sqrt(np.arange(len(X), dtype=float))
+        x = np.fft.irfft(X, n)
+    elif kind == "hum":
+        t = np.arange(n) / sr
+        f0 = 50.0 if rng.random() < 0.5 else 60.0
+        p = rng.uniform(0.5, 2.0)
+        x = sum(np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 2 * np.pi)) / k ** p
+                for k in range(1, int(rng.integers(1, 13)) + 1))
+        x = x + 0.05 * rng.standard_normal(n)
+    elif kind == "crackle":
+        x = 0.02 * rng.standard_normal(n)
+        n_clicks = rng.poisson(rng.uniform(5, 50) * n / sr)
+        pos = rng.integers(0, n, n_clicks)
+        amp = rng.exponential(1.0, n_clicks) * rng.choice([-1.0, 1.0], n_clicks)
+        clicks = np.zeros(n)
+        np.add.at(clicks, pos, amp)
+        k = np.exp(-np.arange(int(0.002 * sr)) / (0.0004 * sr))
+        x = x + np.convolve(clicks, k)[:n]
+    elif kind == "modulated":
+        t = np.arange(n) / sr
+        env = 1.0 + 0.8 * np.sin(2 * np.pi * rng.uniform(0.3, 4.0) * t + rng.uniform(0, 2 * np.pi))
+        x = colored_noise(rng, n, 1) * env
+    else:
+        raise ValueError(kind)
+    return x / (np.sqrt(np.mean(x ** 2)) + 1e-12)
+
+
+def augment(x, rng, sr, p_eq=0.6, p_reverb=0.5, p_noise=0.35, p_colour=0.3, p_compress=0.3):
+    """Reverb + EQ + colouration (one FFT pass), compression, noise.
+
+    x: float [n]. Probabilities per clip: EQ p_eq, reverb p_reverb,
+    colouration p_colour (of which mic 0.5, speaker 0.35, telephone 0.15),
+    compression p_compress, noise p_noise (type uniform over NOISE_TYPES;
+    SNR 10-45 dB, hum and crackle 20-45 dB). Returns (y [n], description: a
+    list of strings, e.g. ["reverb", "mic:+1.2dB/oct", "noise:pink:23dB"])."""
     desc = []
     use_eq = rng.random() < p_eq
     use_rev = rng.random() < p_reverb
+    use_col = rng.random() < p_colour
     n = len(x)
-    if use_eq or use_rev:
+    if use_eq or use_rev or use_col:
         ir = synthetic_ir(rng, sr) if use_rev else None
         n_fft = 1 << int(np.ceil(np.log2(n + (len(ir) if ir is not None else 0) + 16)))
         X = np.fft.rfft(x, n_fft)
-        if use_eq:
-            for b, a in random_eq(rng, sr):
-                X *= biquad_response(b, a, n_fft)
-            desc.append("eq")
         if use_rev:
             wet = float(rng.uniform(0.1, 0.6))
             R = np.fft.rfft(ir, n_fft)
             X = X * ((1 - wet) + wet * R)
             desc.append("reverb")
+        if use_eq:
+            for b, a in random_eq(rng, sr):
+                X *= biquad_response(b, a, n_fft)
+            desc.append("eq")
+        if use_col:
+            kind = str(rng.choice(["mic", "speaker", "telephone"], p=[0.5, 0.35, 0.15]))
+            db, d = colouration(rng, np.fft.rfftfreq(n_fft, 1.0 / sr), kind)
+            X *= 10.0 ** (db / 20.0)
+            desc.append(d)
         x = np.fft.irfft(X, n_fft)[:n]
+    if rng.random() < p_compress:
+        x, d = random_compress(x, sr, rng)
+        desc.append(d)
     if rng.random() < p_noise:
-        snr = float(rng.uniform(15, 45))
+        kind = NOISE_TYPES[int(rng.integers(len(NOISE_TYPES)))]
+        snr = float(rng.uniform(20, 45) if kind in ("hum", "crackle") else rng.uniform(10, 45))
         rms = np.sqrt(np.mean(x ** 2)) + 1e-9
-        x = x + colored_noise(rng, n, int(rng.integers(0, 3))) * rms * 10 ** (-snr / 20)
-        desc.append("noise")
+        x = x + make_noise(rng, n, sr, kind) * rms * 10 ** (-snr / 20)
+        desc.append(f"noise:{kind}:{snr:.0f}dB")
     return x, desc
 
 
@@ -140,19 +353,40 @@ def set_level(x, rng, lo_db=-40.0, hi_db=-12.0):
     return y
 
 
+CODECS = {  # name: (container extension, ffmpeg args given a quality)
+    "mp3": ("mp3", lambda q: ["-c:a", "libmp3lame", "-b:a", f"{int(q)}k"]),
+    "ogg": ("ogg", lambda q: ["-c:a", "libvorbis", "-q:a", str(q)]),
+    "aac": ("aac", lambda q: ["-c:a", "aac", "-b:a", f"{int(q)}k", "-f", "adts"]),
+    "opus": ("opus", lambda q: ["-c:a", "libopus", "-b:a", f"{int(q)}k"]),
+}
+# (weight, qualities): mp3 kbit/s, Vorbis -q, AAC kbit/s, Opus kbit/s
+CODEC_CHOICES = {"mp3": (0.3, [32, 48, 64, 96, 128]), "ogg": (0.2, [0, 1, 2, 3, 4]),
+                 "aac": (0.25, [24, 32, 48, 64, 96]), "opus": (0.25, [12, 16, 24, 32, 48])}
+
+
+def random_codec(rng):
+    """(codec, quality) drawn from CODEC_CHOICES."""
+    names = list(CODEC_CHOICES)
+    w = np.array([CODEC_CHOICES[c][0] for c in names])
+    c = names[int(rng.choice(len(names), p=w / w.sum()))]
+    qs = CODEC_CHOICES[c][1]
+    return c, qs[int(rng.integers(len(qs)))]
+
+
 def codec_roundtrip(x, sr, codec, quality, tmpdir=None):
-    """Encode x (float, mono) with ffmpeg (mp3 or ogg vorbis) and decode back.
+    """Encode x (float, mono) with ffmpeg (mp3, ogg = Vorbis, aac or opus)
+    and decode back.
 
     The output is aligned to the input by cross-correlation (encoder delay)
     and cut to the input length.
     """
+    ext, args = CODECS[codec]
     with tempfile.TemporaryDirectory(dir=tmpdir) as d:
         src = os.path.join(d, "in.f32")
-        enc = os.path.join(d, "enc." + ("mp3" if codec == "mp3" else "ogg"))
+        enc = os.path.join(d, "enc." + ext)
         dst = os.path.join(d, "out.f32")
         x.astype("<f4").tofile(src)
-        codec_args = (["-c:a", "libmp3lame", "-b:a", f"{int(quality)}k"] if codec == "mp3"
-                      else ["-c:a", "libvorbis", "-q:a", str(quality)])
+        codec_args = args(quality)
         base = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
         subprocess.run(base + ["-f", "f32le", "-ar", str(sr), "-ac", "1", "-i", src]
                        + codec_args + [enc], check=True)

@@ -183,10 +183,19 @@ def build_batch(args):
         waves, metas = [], []
         for (ctx, parts), s in zip(clips, starts):
             a = int(round(s * sr))
-            y = x[a:a + int(round(ctx.duration * sr))]
+            n = int(round(ctx.duration * sr))
+            y = x[a:a + n]
             desc = []
+            ctx.speed = 1.0
+            if opts["augment"] and arng.random() < opts.get("p_speed", 0.3):
+                # pitch and tempo together; labels follow (roll times * speed)
+                y, ctx.speed = aug.speed_change(x[a:a + int(n * 1.1) + 1], aug.random_speed(arng), n)
+                desc.append(f"speed:{ctx.speed:.4f}")
             if opts["augment"]:
-                y, desc = aug.augment(y, arng, sr)
+                y, d = aug.augment(y, arng, sr, p_noise=opts.get("p_noise", 0.35),
+                                   p_colour=opts.get("p_colour", 0.3),
+                                   p_compress=opts.get("p_compress", 0.3))
+                desc += d
                 y = aug.set_level(y, arng)
             else:
                 y = aug.set_level(y, arng, -26.0, -18.0)
@@ -202,9 +211,7 @@ def build_batch(args):
         if opts["augment"]:
             picked = [i for i in range(len(waves)) if arng.random() < opts["p_codec"]]
             if picked:
-                codec = "mp3" if arng.random() < 0.5 else "ogg"
-                quality = int(arng.choice([32, 48, 64, 96, 128])) if codec == "mp3" \
-                    else int(arng.integers(0, 5))
+                codec, quality = aug.random_codec(arng)
                 gap = np.zeros(sr // 2)
                 cat = np.concatenate([np.concatenate([waves[i], gap]) for i in picked])
                 out = aug.codec_roundtrip(cat, sr, codec, quality, tmpdir=workdir)
@@ -218,7 +225,7 @@ def build_batch(args):
         for (ctx, parts), y, meta in zip(clips, waves, metas):
             f = frontend.logmel(y.astype(np.float32)).numpy()
             t = frontend.frame_centers(f.shape[0])
-            r = music.label_roll(parts, ctx.duration, t)
+            r = music.label_roll(parts, ctx.duration, t * getattr(ctx, "speed", 1.0))
             feats.append(f.astype(np.float16))
             rolls.append(r.astype(np.uint8))
             if opts["save_wav"]:
@@ -248,6 +255,14 @@ def main():
                     help="probability per batch of fluidsynth's chorus engine (augment only)")
     ap.add_argument("--p-reverb-engine", type=float, default=0.2,
                     help="probability per batch of fluidsynth's reverb engine (augment only)")
+    ap.add_argument("--p-speed", type=float, default=0.3,
+                    help="probability per clip of a speed change (pitch + tempo, +-1 semitone)")
+    ap.add_argument("--p-colour", type=float, default=0.3,
+                    help="probability per clip of a mic / speaker / telephone colouration")
+    ap.add_argument("--p-compress", type=float, default=0.3,
+                    help="probability per clip of dynamic-range compression")
+    ap.add_argument("--p-noise", type=float, default=0.35,
+                    help="probability per clip of added noise (random type and SNR)")
     ap.add_argument("--no-performance", action="store_true",
                     help="no controller variation (music.add_performance)")
     ap.add_argument("--jobs", type=int, default=1)
@@ -259,6 +274,8 @@ def main():
     opts = {"seed": a.seed, "font": a.font, "clip_seconds": a.clip_seconds,
             "augment": not a.no_augment, "p_codec": a.p_codec,
             "p_chorus": a.p_chorus, "p_reverb_engine": a.p_reverb_engine,
+            "p_speed": a.p_speed, "p_colour": a.p_colour, "p_compress": a.p_compress,
+            "p_noise": a.p_noise,
             "performance": not a.no_performance,
             "solo": [s for s in a.solo.split(",") if s], "save_wav": a.save_wav}
     if opts["solo"] == ["all"]:

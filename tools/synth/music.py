@@ -660,7 +660,7 @@ def add_performance(part, ctx, rng):
       expression (0.4 sustained, 0.1 other): CC11 swells over notes longer
         than 0.5 s (50-95 -> 127 -> 70-115), else phrase-level ramps;
       slides (0.15 sustained / guitar / bass): 25 % of the notes start
-        50-200 cents flat or sharp and bend to pitch in 40-150 ms;
+        50-175 cents flat or sharp and bend to pitch in 40-150 ms;
       bend vibrato (0.1 sustained): 4.5-6.5 Hz, 10-35 cents, on notes
         longer than 0.5 s, after 0.2 s.
       volume (always): CC7 70-127.
@@ -741,7 +741,7 @@ def add_performance(part, ctx, rng):
         n_sl = 0
         for n in notes:
             if rng.random() < 0.25:
-                depth = float(rng.uniform(50, 200)) * (1 if rng.random() < 0.3 else -1)
+                depth = float(rng.uniform(50, 175)) * (1 if rng.random() < 0.3 else -1)
                 dur = float(rng.uniform(0.04, 0.15))
                 for t, v in zip(*_ramp(n.on, n.on + dur, depth, 0.0, 0.01)):
                     bend_events.append((t, v))
@@ -757,7 +757,7 @@ def add_performance(part, ctx, rng):
                 bend_events.append((n.off, 0.0))
         perf["bend_vibrato"] = [round(rate, 1), round(depth)]
     for t, cents in bend_events:
-        c.append((t, "bend", int(round((detune + cents) * BEND_PER_CENT))))
+        c.append((t, "bend", int(np.clip(round((detune + cents) * BEND_PER_CENT), -8192, 8191))))
 
 
 def label_roll(parts, duration, frame_times, tail=0.0):
