@@ -12,6 +12,14 @@ which matters for the sf3 fonts), then cut back into clips. Output .npz:
   offsets int64   [clips + 1]         clip boundaries in frames
   meta    str (JSON)                  per-clip description
 With --save-wav DIR the clip waveforms are also written (16-bit WAV).
+
+--font synth renders the same kind of clips with our own synthesisers
+(physical.py: Karplus-Strong strings, bowed strings, winds, organ, drums, ...)
+instead of fluidsynth: each part by its class's synthesiser from its notes,
+parts summed, then the same augmentation. Only physical.SUPPORTED classes are
+sampled (mandolin and ukulele included), without the MIDI-controller
+performance layer (the synthesisers vary timbre themselves); meta records
+each part's "synth".
 """
 import argparse
 import json
@@ -31,9 +39,11 @@ sys.path.insert(0, os.path.join(HERE, "..", "train"))
 
 import augment as aug  # noqa: E402
 import music  # noqa: E402
+import physical  # noqa: E402
 import soundfont  # noqa: E402
 from midi import MidiFile  # noqa: E402
 
+SYNTH_SOURCE = "synth"  # --font value: our own synthesisers instead of a soundfont
 FONTS = {
     "FluidR3_GM": "/usr/share/sounds/sf2/FluidR3_GM.sf2",
     "MuseScore_General": "/usr/share/sounds/sf3/MuseScore_General.sf3",
@@ -134,6 +144,26 @@ def render(midi, font, sr, workdir, total, fx=None):
     return x
 
 
+def render_synth(clips, sr, seed):
+    """Render clips with physical.py: every part by its class's synthesiser
+    (rng default_rng(seed + [clip, part]): same clips, same audio), parts summed.
+    Like the fluidsynth path, clips lie GAP s apart and ring out into the gap
+    (the speed change reads past the clip end). Returns (signal, clip starts in s)."""
+    waves, starts, t = [], [], 0.0
+    for i, (ctx, parts) in enumerate(clips):
+        n = int(round((ctx.duration + GAP) * sr))
+        y = np.zeros(n)
+        for k, p in enumerate(parts):
+            prng = np.random.default_rng(list(seed) + [i, k])
+            a, p.synth = physical.render_part(p, sr, ctx.duration + GAP, prng,
+                                              kit=getattr(p, "kit", None))
+            y += a[:n]
+        waves.append(y)
+        starts.append(t)
+        t += n / sr
+    return np.concatenate(waves), starts
+
+
 def write_wav(path, x, sr):
     pcm = (np.clip(x, -1, 1) * 32767).round().astype("<i2")
     with wave.open(path, "wb") as w:
@@ -151,11 +181,17 @@ def build_batch(args):
     sr = frontend.SAMPLE_RATE
     rng = np.random.default_rng([opts["seed"], batch_idx])
     arng = np.random.default_rng([opts["seed"], batch_idx, 1])
-    presets = soundfont.presets(FONTS[opts["font"]])
-    perform = opts.get("performance", True)
-    fx = random_fx(np.random.default_rng([opts["seed"], batch_idx, 2]),
-                   opts.get("p_chorus", 0.3), opts.get("p_reverb_engine", 0.2)) \
-        if opts["augment"] else {}
+    synth = opts["font"] == SYNTH_SOURCE
+    if synth:  # General MIDI programs only pick variants; no MIDI controllers, no fluidsynth fx
+        presets, perform, fx = None, False, {}
+        src = {"source": "synth", "classes": physical.SUPPORTED}
+    else:
+        presets = soundfont.presets(FONTS[opts["font"]])
+        perform = opts.get("performance", True)
+        fx = random_fx(np.random.default_rng([opts["seed"], batch_idx, 2]),
+                       opts.get("p_chorus", 0.3), opts.get("p_reverb_engine", 0.2)) \
+            if opts["augment"] else {}
+        src = {}
     clips = []
     for i in range(n):
         dur = float(opts["clip_seconds"])
@@ -163,9 +199,9 @@ def build_batch(args):
             solo = opts["solo"]
             cls = solo[(batch_idx * n + i) % len(solo)]
             ctx, parts = music.make_clip(rng, dur, n_parts=1, force_class=cls, full_span=True,
-                                         presets=presets, performance=perform)
+                                         presets=presets, performance=perform, **src)
         else:
-            ctx, parts = music.make_clip(rng, dur, presets=presets, performance=perform)
+            ctx, parts = music.make_clip(rng, dur, presets=presets, performance=perform, **src)
         kits, kit_w = music.drum_kit_options(presets)
         for p in parts:
             if p.drum:
@@ -176,10 +212,13 @@ def build_batch(args):
         for p in parts:
             if p.drum:
                 p.kit = kit
-    midi, starts, total = clips_to_midi(clips)
     workdir = tempfile.mkdtemp(prefix="synth_")
     try:
-        x = render(midi, opts["font"], sr, workdir, total, fx)
+        if synth:
+            x, starts = render_synth(clips, sr, [opts["seed"], batch_idx, 3])
+        else:
+            midi, starts, total = clips_to_midi(clips)
+            x = render(midi, opts["font"], sr, workdir, total, fx)
         waves, metas = [], []
         for (ctx, parts), s in zip(clips, starts):
             a = int(round(s * sr))
@@ -206,7 +245,8 @@ def build_batch(args):
                            "bank": getattr(p, "bank", 0) if not p.drum else 128,
                            "kit": getattr(p, "kit", None) if p.drum else None,
                            "role": p.role, "notes": len(p.notes),
-                           "perf": getattr(p, "perf", {})} for p in parts],
+                           "perf": getattr(p, "perf", {}),
+                           **({"synth": p.synth} if synth else {})} for p in parts],
                 "fx": fx, "aug": desc})
         if opts["augment"]:
             picked = [i for i in range(len(waves)) if arng.random() < opts["p_codec"]]
@@ -241,7 +281,8 @@ def build_batch(args):
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--font", required=True, choices=sorted(FONTS))
+    ap.add_argument("--font", required=True, choices=sorted(FONTS) + [SYNTH_SOURCE],
+                    help="soundfont to render with, or 'synth' for our own synthesisers")
     ap.add_argument("--clips", type=int, required=True)
     ap.add_argument("--clip-seconds", type=float, default=8.0)
     ap.add_argument("--batch-clips", type=int, default=40)
@@ -278,12 +319,15 @@ def main():
             "p_noise": a.p_noise,
             "performance": not a.no_performance,
             "solo": [s for s in a.solo.split(",") if s], "save_wav": a.save_wav}
+    if a.font == SYNTH_SOURCE:
+        renderable = list(physical.SUPPORTED)
+    else:
+        renderable = [c for c in music.LABELS if c in music.PROGRAMS or c in ("drums", "cymbals")]
     if opts["solo"] == ["all"]:
-        opts["solo"] = [c for c in music.LABELS
-                        if c in music.PROGRAMS or c in ("drums", "cymbals")]
+        opts["solo"] = renderable
     for s in opts["solo"]:
-        if s not in music.PROGRAMS and s not in ("drums", "cymbals"):
-            sys.exit(f"unsupported solo class {s}")
+        if s not in renderable:
+            sys.exit(f"unsupported solo class {s} for --font {a.font}")
     jobs = []
     left, b = a.clips, 0
     while left > 0:

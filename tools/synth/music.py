@@ -17,7 +17,8 @@ LABELS = [
     "voice",
 ]
 IDX = {name: i for i, name in enumerate(LABELS)}
-# General MIDI has no mandolin or ukulele program: never generated.
+# General MIDI has no mandolin or ukulele program: never generated from the
+# soundfonts; only the synth source (physical.py) renders them (SYNTH_PROGRAMS).
 UNSUPPORTED = ["mandolin", "ukulele"]
 
 # class -> list of (GM program, weight, (low, high) MIDI pitch range), bank 0
@@ -157,6 +158,18 @@ DECAY = {"banjo": 1.2, "guitar": 2.0, "mallet_percussion": 1.5, "piano": 2.5,
 CLASS_WEIGHTS = {name: 1.0 for name in LABELS}
 CLASS_WEIGHTS.update({"piano": 2.0, "drums": 2.0, "violin": 1.6, "cello": 1.4,
                       "cymbals": 0.8, "mandolin": 0.0, "ukulele": 0.0})
+
+# --- synthesiser-only classes (physical.py; CLASS_WEIGHTS 0, so never in soundfont clips)
+# (program None, weight, (low, high) MIDI range). Mandolin: violin tuning
+# G3 D4 A4 E5 up to the 17th fret of the E string (~ MIDI 88); ukulele:
+# re-entrant GCEA (G4 C4 E4 A4) up to the 12th fret of the A string (MIDI 81).
+SYNTH_PROGRAMS = {"mandolin": [(None, 1, (55, 88))], "ukulele": [(None, 1, (60, 81))]}
+UKULELE_STRINGS = [67, 60, 64, 69]  # G4 C4 E4 A4, in strumming order
+ROLES.update({"mandolin": [("tremolo", 2), ("melody", 1), ("arpeggio", 2), ("chords", 1)],
+              "ukulele": [("chords", 3), ("arpeggio", 1)]})
+DECAY.update({"mandolin": 1.0, "ukulele": 0.9})
+# class weights of the synth source: the soundfont ones plus the two synth-only classes
+SYNTH_CLASS_WEIGHTS = dict(CLASS_WEIGHTS, mandolin=1.0, ukulele=1.0)
 
 DRUM_KITS = [(0, 4), (8, 2), (16, 2), (24, 1), (25, 1), (32, 2), (40, 1), (48, 1)]
 # variation kits of FluidR3_GM and MuseScore_General (bank 128): standard 1-7,
@@ -338,7 +351,7 @@ def gen_melody(part, ctx, rng, low, high, span):
 
 def gen_chords(part, ctx, rng, low, high, span):
     pattern = choose(rng, ["hold", "beats", "eighths", "offbeat", "strum"],
-                     [3, 2, 1, 1, 2 if part.cls in ("guitar", "banjo") else 0.3])
+                     [3, 2, 1, 1, 2 if part.cls in ("guitar", "banjo", "mandolin", "ukulele") else 0.3])
     n = int(rng.integers(3, 5))
     seventh = rng.random() < 0.3
     base, slope = _dynamics(rng)
@@ -350,6 +363,8 @@ def gen_chords(part, ctx, rng, low, high, span):
     while pos < end:
         chord = ctx.chord_at(pos)
         notes = ctx.chord_pitches(chord, clow, chigh, n=n, seventh=seventh)
+        if part.cls == "ukulele":
+            notes = ukulele_voicing(ctx, chord, seventh)
         if pattern == "hold":
             step, hits = ctx.chord_beats, [0.0]
         elif pattern == "beats":
@@ -369,6 +384,33 @@ def gen_chords(part, ctx, rng, low, high, span):
             for k, p in enumerate(order):
                 _add(part, ctx, rng, on + k * spread, off, p, vel - 3 * k)
         pos += step
+
+
+def ukulele_voicing(ctx, degree, seventh=False):
+    """Re-entrant ukulele chord: on each string G4 C4 E4 A4 the lowest fret (0-7)
+    giving a chord tone; returned in string (strumming) order, not pitch order."""
+    tones = {ctx.degree_pitch(degree + k) % 12 for k in ((0, 2, 4, 6) if seventh else (0, 2, 4))}
+    return [next(s + f for f in range(12) if (s + f) % 12 in tones) for s in UKULELE_STRINGS]
+
+
+def gen_tremolo(part, ctx, rng, low, high, span):
+    """Mandolin melody with tremolo picking: notes longer than 0.25 s become
+    rapid repeated plucks (alternate down/up strokes, 8-16 per second)."""
+    gen_melody(part, ctx, rng, low, high, span)
+    rate = float(rng.uniform(8.0, 16.0))
+    out = []
+    for n in part.notes:
+        if n.off - n.on < 0.25:
+            out.append(n)
+            continue
+        k, t = 0, n.on
+        while t < n.off - 0.03:
+            off = min(n.off, t + 1.0 / rate)
+            vel = int(np.clip(n.vel - (8 if k % 2 else 0) + rng.normal(0, 4), 1, 127))
+            out.append(Note(t, off, n.pitch, vel, n.label, _sound_end(part.cls, t, off, rng)))
+            t += (1.0 / rate) * float(rng.uniform(0.9, 1.1))
+            k += 1
+    part.notes = out
 
 
 def gen_arpeggio(part, ctx, rng, low, high, span):
@@ -560,7 +602,8 @@ def make_part(cls, ctx, rng, role=None, presets=None, performance=True):
         program = choose(rng, [p for p, _ in STRING_ENSEMBLE], [w for _, w in STRING_ENSEMBLE])
         low, high = 36, 96
     else:
-        opts = program_options(cls, presets)
+        opts = program_options(cls, presets) or [(0, p, w, r, None)
+                                                  for p, w, r in SYNTH_PROGRAMS.get(cls, [])]
         bank, program, _, (low, high), label_rule = choose(rng, opts, [o[2] for o in opts])
     if role is None:
         roles = ROLES[cls]
@@ -577,7 +620,7 @@ def make_part(cls, ctx, rng, role=None, presets=None, performance=True):
         else:
             low, high = 36, 62
     {"melody": gen_melody, "chords": gen_chords, "arpeggio": gen_arpeggio,
-     "bass": gen_bass, "piece": gen_piece}[role](part, ctx, rng, low, high, span)
+     "bass": gen_bass, "piece": gen_piece, "tremolo": gen_tremolo}[role](part, ctx, rng, low, high, span)
     if string_ens or label_rule == "register":
         for n in part.notes:
             n.label = IDX["violin"] if n.pitch >= 55 else IDX["cello"]
@@ -595,17 +638,21 @@ def make_part(cls, ctx, rng, role=None, presets=None, performance=True):
 
 
 def make_clip(rng, duration, n_parts=None, force_class=None, full_span=False,
-              presets=None, performance=True):
+              presets=None, performance=True, source="soundfont", classes=None):
     """A clip: context + 1..4 parts of distinct classes.
 
-    presets / performance: see make_part."""
+    presets / performance: see make_part. source "synth" samples with
+    SYNTH_CLASS_WEIGHTS (mandolin, ukulele possible, SYNTH_PROGRAMS ranges);
+    classes, if given, restricts the choice (the synthesisers' supported set)."""
     ctx = Context(rng, duration)
     ctx.full_span = full_span
     if n_parts is None:
         n_parts = int(choose(rng, [1, 2, 3, 4], [3, 3, 2.5, 1.5]))
-    names = [n for n in LABELS if CLASS_WEIGHTS[n] > 0
-             and (n in ("drums", "cymbals") or program_options(n, presets))]
-    w = np.array([CLASS_WEIGHTS[n] for n in names])
+    weights = SYNTH_CLASS_WEIGHTS if source == "synth" else CLASS_WEIGHTS
+    names = [n for n in LABELS if weights[n] > 0 and (classes is None or n in classes)
+             and (n in ("drums", "cymbals") or program_options(n, presets)
+                  or (source == "synth" and n in SYNTH_PROGRAMS))]
+    w = np.array([weights[n] for n in names])
     chosen = [force_class] if force_class else []
     while len(chosen) < n_parts:
         c = choose(rng, names, w)
