@@ -695,7 +695,7 @@ def add_performance(part, ctx, rng):
     Applied to part.notes (velocities) and appended to part.controls; what was
     applied goes into part.perf. Probabilities (per part):
       velocity curve (always): v' = 127 (v/127)^gamma, gamma 0.7-1.4, plus
-        per-note noise with sd 2-14, clipped to 28-127 (no inaudible notes);
+        per-note noise with sd 2-14, clipped to 36-127 (no inaudible notes);
       brightness (0.5): filter-cutoff offset -2400..+1200 cents (NRPN gen 8);
         a third of them sweep linearly to a second value over the clip;
       resonance (0.3 of those with brightness): filter Q offset 0-9 dB;
@@ -705,24 +705,27 @@ def add_performance(part, ctx, rng):
       modulation (0.35 sustained, 0.1 other classes): CC1 ramps from 0 to
         30-110 over each note longer than 0.6 s (delayed vibrato);
       expression (0.4 sustained, 0.1 other): CC11 swells over notes longer
-        than 0.5 s (50-95 -> 127 -> 70-115), else phrase-level ramps;
+        than 0.5 s (64-100 -> 127 -> 80-120), else phrase-level ramps (72-127);
       slides (0.15 sustained / guitar / bass): 25 % of the notes start
         50-175 cents flat or sharp and bend to pitch in 40-150 ms;
       bend vibrato (0.1 sustained): 4.5-6.5 Hz, 10-35 cents, on notes
         longer than 0.5 s, after 0.2 s.
-      volume (always): CC7 70-127.
+      volume (always): CC7 80-127.
+    Levels (fluidsynth, FluidR3_GM, relative to velocity 100 / CC 127):
+    velocity 36 about -18 dB, CC7 80 -8 dB, CC11 64 -12 dB; the floors keep a
+    part audible next to others (the labels say it sounds).
     The label roll does not change: class activity follows the notes.
     """
     perf = part.perf
     sustained = part.cls in SUSTAINED
-    part.volume = int(rng.integers(70, 128))
+    part.volume = int(rng.integers(80, 128))
     part.detune = 0
     # velocity layers: spread per note, per-part curve
     gamma = float(rng.uniform(0.7, 1.4))
     sd = float(rng.uniform(2, 14))
     for n in part.notes:
         v = 127.0 * (n.vel / 127.0) ** gamma + rng.normal(0, sd)
-        n.vel = int(np.clip(round(v), 28, 127))
+        n.vel = int(np.clip(round(v), 36, 127))
     perf["velocity"] = [round(gamma, 2), round(sd, 1)]
     c = part.controls
     end = ctx.duration
@@ -766,7 +769,7 @@ def add_performance(part, ctx, rng):
         long_notes = [n for n in notes if n.off - n.on > 0.5]
         if long_notes and rng.random() < 0.6:
             for n in long_notes:
-                e0, e1 = float(rng.uniform(50, 95)), float(rng.uniform(70, 115))
+                e0, e1 = float(rng.uniform(64, 100)), float(rng.uniform(80, 120))
                 peak = n.on + (n.off - n.on) * float(rng.uniform(0.3, 0.7))
                 for t, v in zip(*_ramp(n.on, peak, e0, 127)):
                     c.append((t, "cc", 11, int(v)))
@@ -774,10 +777,10 @@ def add_performance(part, ctx, rng):
                     c.append((t, "cc", 11, int(v)))
             perf["expression"] = "swells"
         else:
-            t, e = 0.0, float(rng.uniform(60, 127))
+            t, e = 0.0, float(rng.uniform(72, 127))
             while t < end:
                 d = float(rng.uniform(1.0, 4.0))
-                e_next = float(rng.uniform(55, 127))
+                e_next = float(rng.uniform(72, 127))
                 for tt, v in zip(*_ramp(t, min(t + d, end), e, e_next)):
                     c.append((tt, "cc", 11, int(v)))
                 t, e = t + d, e_next

@@ -210,7 +210,7 @@ def test_performance_controllers():
                     assert ev[2] in (music.GEN_FILTER_FC, music.GEN_FILTER_Q)
                     assert -8192 <= ev[3] <= 8191
     assert {"cc1", "cc11", "cc91", "cc93", "bend", "nrpn"} <= kinds, kinds
-    assert min(velocities) >= 28 and max(velocities) <= 127
+    assert min(velocities) >= 36 and max(velocities) <= 127
 
 
 def main():
