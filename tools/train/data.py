@@ -27,6 +27,18 @@ def load(paths):
             metas)
 
 
+def synth_match(meta, names):
+    """True when a part of the clip was rendered by one of the synthesisers
+    `names` (build_dataset.py --font synth records each part's "synth"); a
+    name matches itself and every synthesiser it is a prefix of up to "_"
+    ("ks" matches "ks_guitar_nylon", "ks_banjo", ...)."""
+    for p in meta.get("parts", []):
+        s = p.get("synth")
+        if s and any(s == n or s.startswith(n + "_") for n in names):
+            return True
+    return False
+
+
 def stem_classes(metas):
     """Per clip: the class of a one-part clip (build_dataset.py --solo), or
     None for clips with zero or several parts (not usable as a stem)."""

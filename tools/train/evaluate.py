@@ -120,11 +120,16 @@ def sigmoid(z):
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def segment_scores(model, path):
+def segment_scores(model, path, only_synth=()):
     """Served segments of a set and the model's logits:
-    dict(logits [N, 20], target [N, 20], mask [N, 20], clip [N], metas, seconds)."""
+    dict(logits [N, 20], target [N, 20], mask [N, 20], clip [N], metas, seconds).
+    only_synth: keep only clips with a part rendered by these synthesisers
+    (data.synth_match); clip indices stay those of the set."""
     feats, roll, offsets, metas = data.load([path])
     x, t, m, clip = data.served_segments(feats, roll, offsets)
+    if only_synth:
+        keep = np.array([data.synth_match(metas[c], only_synth) for c in clip], dtype=bool)
+        x, t, m, clip = x[keep], t[keep], m[keep], clip[keep]
     t0 = time.time()
     z = predict_logits(model, x)
     return {"logits": z, "target": t, "mask": m, "clip": clip, "metas": metas,
@@ -144,8 +149,9 @@ def metrics(probs, target, mask, supported):
 
 def clip_pool(p, t, clip, n_clips):
     """Mean-pooled clip probabilities and clip presence [n_clips, 20]."""
-    cp = np.stack([p[clip == c].mean(0) for c in range(n_clips)])
-    ct = np.stack([t[clip == c].max(0) for c in range(n_clips)])
+    present = [c for c in range(n_clips) if (clip == c).any()]
+    cp = np.stack([p[clip == c].mean(0) for c in present])
+    ct = np.stack([t[clip == c].max(0) for c in present])
     return cp, ct
 
 
@@ -183,7 +189,7 @@ def evaluate_set(sc, supported, scale, bias):
     seg = metrics(p, t, m, supported)
     cp, ct = clip_pool(p, t, clip, sc["n_clips"])
     clipm = metrics(cp, ct, np.ones_like(ct), supported)
-    return {"kind": "mixture", "segments": int(len(p)), "clips": sc["n_clips"],
+    return {"kind": "mixture", "segments": int(len(p)), "clips": int(len(cp)),
             "segment": seg, "clip": clipm, "recall_at_k": recall_at_k(cp, ct, supported),
             "seconds": sc["seconds"], "segments_per_s": len(p) / max(sc["seconds"], 1e-9)}
 
@@ -191,7 +197,7 @@ def evaluate_set(sc, supported, scale, bias):
 def evaluate_solo(sc, supported, scale, bias):
     p = sigmoid(sc["logits"] * scale + bias)
     t, clip, metas = sc["target"], sc["clip"], sc["metas"]
-    res = {}
+    res, by_synth = {}, {}
     sup = np.array(supported)
     n_right = n_clips = 0
     for c in range(sc["n_clips"]):
@@ -202,6 +208,11 @@ def evaluate_solo(sc, supported, scale, bias):
         top_i = int(sup[np.argmax(pooled[sup])])
         top = LABELS[top_i]
         present = t[clip == c].max(0)  # classes sounding in the clip (drums may bring cymbals)
+        src = metas[c]["parts"][0].get("synth")
+        if src:  # our own synthesisers: top-1 per synthesiser too
+            b = by_synth.setdefault(src, {"clips": 0, "top1": 0})
+            b["clips"] += 1
+            b["top1"] += int(top == cls)
         r = res.setdefault(cls, {"clips": 0, "top1": 0, "top1_present": 0, "confusions": {}})
         r["clips"] += 1
         r["top1"] += int(top == cls)
@@ -216,7 +227,9 @@ def evaluate_solo(sc, supported, scale, bias):
     seg = metrics(p, t, sc["mask"], supported)
     return {"kind": "solo", "clips": n_clips, "per_class": dict(sorted(res.items())),
             "macro_top1": nanmean([r["top1_accuracy"] for r in res.values()]),
-            "micro_top1": n_right / max(n_clips, 1), "segment": seg}
+            "micro_top1": n_right / max(n_clips, 1), "segment": seg,
+            "by_synth": {k: dict(v, top1_accuracy=v["top1"] / v["clips"])
+                         for k, v in sorted(by_synth.items())}}
 
 
 def save_scores(path, sc):
@@ -254,7 +267,10 @@ def markdown(results):
     for name, r in results["solo"].items():
         lines.append(f"### {name} (top-1 of mean-pooled clip scores)\n")
         lines.append(f"{r['clips']} clips: top-1 class macro **{f3(r['macro_top1'])}**, "
-                     f"micro {f3(r['micro_top1'])}; segment mAP {f3(r['segment']['mAP'])}.\n")
+                     f"micro {f3(r['micro_top1'])}; segment mAP {f3(r['segment']['mAP'])}."
+                     + ("" if not r.get("by_synth") else " By synthesiser: " + ", ".join(
+                         f"{k} {v['top1']}/{v['clips']}" for k, v in r["by_synth"].items())
+                        + ".") + "\n")
         lines.append("| class | clips | top-1 = the class | top-1 sounds in the clip | "
                      "top-1 when wrong |")
         lines.append("|---|---|---|---|---|")
@@ -333,6 +349,9 @@ def main():
                     help="folder: write <name>.npz with the segment logits, targets, masks")
     ap.add_argument("--combine", nargs="*", default=[],
                     help="name=eval.json per held-out source: write the LOFO table only")
+    ap.add_argument("--only-synth", default="",
+                    help="comma-separated synthesiser names or family prefixes: evaluate only "
+                         "clips with a part rendered by them (leave-one-synthesiser-out)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="")
     ap.add_argument("--markdown", default="")
@@ -355,7 +374,7 @@ def main():
         os.makedirs(a.save_scores, exist_ok=True)
 
     def scores(name, path):
-        sc = segment_scores(model, path)
+        sc = segment_scores(model, path, [n for n in a.only_synth.split(",") if n])
         if a.save_scores:
             save_scores(os.path.join(a.save_scores, name.replace(" ", "_").replace("/", "_")
                                      + ".npz"), sc)

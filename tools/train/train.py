@@ -140,12 +140,15 @@ class Sampler:
     colouration (probability p_eq), a level shift uniform in +-level_db,
     and the SpecAugment-style masks (one band of up to 8 mel bands, one span
     of up to 12 frames, each with p = 0.5).
+    clip_keep: optional bool per clip of the multi-part data (False: never
+    drawn). Stems whose class is None are never drawn.
     `where` after batch(): per item (clip, start frame) of an unmixed clip
     crop (for the teacher regulariser), else None.
     """
 
-    def __init__(self, feats, roll, offsets, rng, p_mix, stems=None, p_stems=0.0,
-                 mix_counts=(1.0,), gain_db=12.0, p_eq=0.0, eq_db=6.0, level_db=6.5):
+    def __init__(self, feats, roll, offsets, rng, p_mix, clip_keep=None, stems=None,
+                 p_stems=0.0, mix_counts=(1.0,), gain_db=12.0, p_eq=0.0, eq_db=6.0,
+                 level_db=6.5):
         self.rng = rng
         self.T = frontend.SEGMENT_FRAMES
         self.p_mix, self.gain_db, self.p_eq, self.level_db = p_mix, gain_db, p_eq, level_db
@@ -154,6 +157,8 @@ class Sampler:
         if feats is not None and len(offsets) > 1:
             self.feats, self.roll, self.offsets = feats, roll, offsets
             lengths = np.diff(offsets) - self.T + 1
+            if clip_keep is not None:
+                lengths = np.where(clip_keep, lengths, 0)
             self.clips = np.nonzero(lengths > 0)[0]
             self.weights = lengths[self.clips] / lengths[self.clips].sum()
         self.stems = None
@@ -264,6 +269,10 @@ def main():
                     help="peak of the random polynomial colouration and of each bump, dB")
     ap.add_argument("--level-db", type=float, default=6.5,
                     help="per-example level shift uniform in +-level_db dB")
+    ap.add_argument("--exclude-synth", default="",
+                    help="comma-separated synthesiser names or family prefixes (ks, bowed, "
+                         "...): clips with a part rendered by them are left out "
+                         "(leave-one-synthesiser-out)")
     ap.add_argument("--input-norm", default="none", choices=["none", "tilt"],
                     help="in-network input normalisation (model.py): tilt removes the "
                          "segment's mean spectral slope and curvature")
@@ -294,8 +303,15 @@ def main():
     minutes = lambda f: f.shape[0] * frontend.HOP_LENGTH / frontend.SAMPLE_RATE / 60  # noqa
     class_frames = np.zeros(len(music_labels.LABELS), dtype=np.int64)
     feats, roll, offsets, metas = None, None, np.zeros(1, np.int64), []
+    exclude = [n for n in a.exclude_synth.split(",") if n]
+    clip_keep = None
     if a.train:
         feats, roll, offsets, metas = data.load(a.train)
+        if exclude:
+            clip_keep = np.array([not data.synth_match(m, exclude) for m in metas])
+            print(f"--exclude-synth: {int((~clip_keep).sum())} clips left out", flush=True)
+            for c in np.nonzero(~clip_keep)[0]:
+                roll[offsets[c]:offsets[c + 1]] = 0  # not counted in class_frames
         class_frames += roll.sum(axis=0, dtype=np.int64)
         print(f"clips: {len(metas)} clips, {feats.shape[0]} frames ({minutes(feats):.1f} min)",
               flush=True)
@@ -305,6 +321,9 @@ def main():
     if a.stems:
         sf, sr, so, smetas = data.load(a.stems)
         classes = data.stem_classes(smetas)
+        if exclude:
+            classes = [None if data.synth_match(m, exclude) else k
+                       for m, k in zip(smetas, classes)]
         keep = np.zeros(sf.shape[0], dtype=bool)
         for c, k in enumerate(classes):
             if k is not None:
@@ -329,7 +348,8 @@ def main():
             return a.lr * (0.1 + 0.9 * frac / 0.05)
         f = min(1.0, (frac - 0.05) / 0.95)
         return a.lr * (0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * f)))
-    sampler = Sampler(feats, roll, offsets, rng, a.p_mix, stems=stems, p_stems=a.p_stems,
+    sampler = Sampler(feats, roll, offsets, rng, a.p_mix, clip_keep=clip_keep,
+                      stems=stems, p_stems=a.p_stems,
                       mix_counts=parse_counts(a.mix_counts), gain_db=a.gain_db, p_eq=a.p_eq,
                       eq_db=a.eq_db, level_db=a.level_db)
     teacher, clip_track = None, []
