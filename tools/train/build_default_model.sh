@@ -5,7 +5,7 @@
 # evaluation, calibrate, export models/openmic_student, measure speed.
 #
 #   tools/train/build_default_model.sh           # full run (about 2 hours on 2 cores)
-#   tools/train/build_default_model.sh --tiny    # smoke test (< 1 minute)
+#   tools/train/build_default_model.sh --tiny    # smoke test (about a minute)
 #
 # Sources: FluidR3_GM, MuseScore_General, TimGM6mb and `synth` (our own
 # synthesisers, build_dataset.py --font synth; skipped with a note when this
@@ -31,8 +31,10 @@
 #
 # Environment (defaults in brackets):
 #   WORK [build-default-model | build-default-model-tiny]  scratch folder
-#   DATA [$WORK/data]  rendered sets; existing files are reused (delete to
-#                re-render), so ablation runs can share one DATA
+#   DATA [$WORK/data]  rendered training sets; existing files are reused
+#                (delete to re-render), so ablation runs can share one DATA
+#   EVDATA [$DATA]  rendered evaluation sets (likewise; share them between
+#                ablations that re-render the training data)
 #   OUT [models/openmic_student; tiny: $WORK/openmic_student]  model folder
 #   PARITY [tests/data/openmic_student_parity.json; tiny: in $WORK]
 #   JOBS [2] render processes; THREADS [2] torch threads of the ship run
@@ -111,7 +113,8 @@ else
   MIN_POS=20
 fi
 DATA=${DATA:-$WORK/data}
-mkdir -p "$DATA" "$WORK"
+EVDATA=${EVDATA:-$DATA}
+mkdir -p "$DATA" "$EVDATA" "$WORK"
 
 SOURCES=("${FONTS[@]}")
 if [[ $USE_SYNTH == 1 ]]; then
@@ -131,11 +134,11 @@ seed_base() {  # source -> 10, 20, 30, 40 (seeds base+1..4; none used before)
              synth) echo 40;; esac
 }
 
-build() {  # name source seed clips seconds extra-args...
-  local name=$1 src=$2 seed=$3 n=$4 sec=$5; shift 5
-  if [[ ! -f $DATA/$name.npz ]]; then
+build() {  # folder name source seed clips seconds extra-args...
+  local dir=$1 name=$2 src=$3 seed=$4 n=$5 sec=$6; shift 6
+  if [[ ! -f $dir/$name.npz ]]; then
     $NICE $PY tools/synth/build_dataset.py --font "$src" --seed "$seed" --clips "$n" \
-      --clip-seconds "$sec" --batch-clips $BATCH --jobs $JOBS --out "$DATA/$name.npz" "$@"
+      --clip-seconds "$sec" --batch-clips $BATCH --jobs $JOBS --out "$dir/$name.npz" "$@"
   fi
 }
 
@@ -145,11 +148,11 @@ stamp() { echo "[$(( $(date +%s) - start )) s] $*"; }
 for src in "${SOURCES[@]}"; do
   b=$(seed_base "$src")
   # shellcheck disable=SC2086
-  [[ $USE_STEMS == 1 ]] && build stems_$src "$src" $((b + 1)) $N_STEM $STEMSEC --solo all $RENDER_EXTRA
+  [[ $USE_STEMS == 1 ]] && build "$DATA" stems_$src "$src" $((b + 1)) $N_STEM $STEMSEC --solo all $RENDER_EXTRA
   # shellcheck disable=SC2086
-  [[ $USE_CLIPS == 1 || $USE_STEMS == 0 ]] && build clips_$src "$src" $((b + 2)) $N_CLIPS $CLIPSEC $RENDER_EXTRA
-  build evsolo_$src "$src" $((b + 3)) $N_EVSOLO $EVSEC --solo all --no-augment
-  build evmix_$src "$src" $((b + 4)) $N_EVMIX $EVSEC --no-augment
+  [[ $USE_CLIPS == 1 || $USE_STEMS == 0 ]] && build "$DATA" clips_$src "$src" $((b + 2)) $N_CLIPS $CLIPSEC $RENDER_EXTRA
+  build "$EVDATA" evsolo_$src "$src" $((b + 3)) $N_EVSOLO $EVSEC --solo all --no-augment
+  build "$EVDATA" evmix_$src "$src" $((b + 4)) $N_EVMIX $EVSEC --no-augment
   stamp "data of $src done"
 done
 
@@ -171,7 +174,7 @@ train_args() {  # sources... -> --train/--stems arguments
 
 eval_sets() {  # sources... -> evaluation set paths (evsolo, evmix of each)
   local s
-  for s in "$@"; do echo -n "$DATA/evsolo_$s.npz $DATA/evmix_$s.npz "; done
+  for s in "$@"; do echo -n "$EVDATA/evsolo_$s.npz $EVDATA/evmix_$s.npz "; done
   echo
 }
 
@@ -200,8 +203,8 @@ run_fold() {
     --sets $(eval_sets "${cal[@]}") --out "$dir/calibration.json" > "$dir/calibrate.log"
   $NICE $PY tools/train/evaluate.py --model "$dir/student.pt" "${only[@]}" \
     --calibration "$dir/calibration.json" --save-scores "$dir/scores" \
-    --solo "held-out $held${syn:+ $syn} solo=$DATA/evsolo_$held.npz" \
-    --sets "held-out $held${syn:+ $syn} mixtures=$DATA/evmix_$held.npz" \
+    --solo "held-out $held${syn:+ $syn} solo=$EVDATA/evsolo_$held.npz" \
+    --sets "held-out $held${syn:+ $syn} mixtures=$EVDATA/evmix_$held.npz" \
     --out "$dir/eval.json" --markdown "$dir/eval.md" > "$dir/eval.log"
   stamp "$name done: $(grep -h 'solo top-1\|recall@k' "$dir/eval.log" | tr '\n' ' ')"
 }
@@ -264,8 +267,8 @@ if [[ ${#FOLDS[@]} -gt 0 ]]; then
         --scores "${other_scores[@]}" --out "$dir/calibration_nested.json" > /dev/null
       $NICE $PY tools/train/evaluate.py --model "$dir/student.pt" \
         --calibration "$dir/calibration_nested.json" \
-        --solo "held-out $held solo=$DATA/evsolo_$held.npz" \
-        --sets "held-out $held mixtures=$DATA/evmix_$held.npz" \
+        --solo "held-out $held solo=$EVDATA/evsolo_$held.npz" \
+        --sets "held-out $held mixtures=$EVDATA/evmix_$held.npz" \
         --out "$dir/eval_nested.json" --markdown "$dir/eval_nested.md" > /dev/null
       nested+=("$held=$dir/eval_nested.json")
     fi
@@ -273,7 +276,7 @@ if [[ ${#FOLDS[@]} -gt 0 ]]; then
   $PY tools/train/evaluate.py --combine "${combine[@]}" --markdown "$WORK/lofo.md" > /dev/null
   [[ ${#nested[@]} -gt 0 ]] && \
     $PY tools/train/evaluate.py --combine "${nested[@]}" --markdown "$WORK/lofo_nested.md" > /dev/null
-  stamp "leave-one-source-out tables: $WORK/lofo.md $WORK/lofo_nested.md"
+  stamp "leave-one-source-out table: $WORK/lofo.md$([[ ${#nested[@]} -gt 0 ]] && echo " (nested calibration: $WORK/lofo_nested.md)")"
   cat "$WORK/lofo.md"
 fi
 
@@ -298,8 +301,8 @@ if [[ $SHIP == 1 ]]; then
   fi
   SOLO=() SETS=()
   for s in "${SOURCES[@]}"; do
-    SOLO+=("new seeds $s solo=$DATA/evsolo_$s.npz")
-    SETS+=("new seeds $s mixtures=$DATA/evmix_$s.npz")
+    SOLO+=("new seeds $s solo=$EVDATA/evsolo_$s.npz")
+    SETS+=("new seeds $s mixtures=$EVDATA/evmix_$s.npz")
   done
   $NICE $PY tools/train/evaluate.py --threads "$THREADS" --model "$dir/student.pt" \
     --calibration "$dir/calibration.json" --solo "${SOLO[@]}" --sets "${SETS[@]}" \
