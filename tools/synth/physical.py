@@ -58,6 +58,9 @@ note-off: an exponential fade (a felt/finger damper, 40-120 ms).
       E4 A4).
   ks_harpsichord -> piano (GM 6 harpsichord, 7 clavinet): very bright pluck
       near the end of the string.
+  ks_pizzicato -> violin, cello (GM 45 pizzicato strings): soft finger pluck,
+      T60 0.3-0.8 s, the bowed-string body resonators.
+  Guitar variants: GM 26 jazz darker, 28 palm-muted (T60 0.15-0.4 s).
 Bowed strings:
   bowed_violin, bowed_viola, bowed_cello, bowed_ensemble -> violin, cello.
       Helmholtz motion gives a sawtooth-like bridge force: a band-limited
@@ -68,7 +71,8 @@ Bowed strings:
       CBR ~400 Hz, B1- ~470 Hz, B1+ ~540 Hz, Bissinger 2008 "Structural
       acoustics of good and bad violins", JASA 124; the "bridge hill"
       2-3 kHz, Jansson 1997; cello modes scaled by ~0.4, viola by ~0.8).
-      The ensemble voice (GM 48/49) is 3 detuned players.
+      The ensemble voice (GM 48/49) is 3 detuned players; GM 44 (tremolo
+      strings) adds rapid bow strokes (|sin| amplitude, 6-8 Hz).
 Winds and brass (additive, per-harmonic amplitudes, formant-like spectral
 envelope evaluated at the harmonic frequencies):
   wind_flute -> flute: near-sine (harmonics -10..-25 dB), breath noise
@@ -204,7 +208,10 @@ def _release(y, sr, start_s, tau_s):
 
 
 def _asr(n, sr, attack, duration, release, shape=1.0):
-    """Attack (raised-cosine-ish power curve) to 1, hold to note-off, exponential release."""
+    """Attack (power curve) to 1, hold to note-off, exponential release.
+
+    The attack is at most 30 % of the note (short notes speak faster)."""
+    attack = min(attack, max(0.3 * duration, 0.005))
     t = np.arange(n) / sr
     env = np.clip(t / max(attack, 1e-4), 0.0, 1.0) ** shape
     off = t > duration
@@ -361,7 +368,7 @@ def _pluck_excitation(f0, sr, rng, velocity, cutoff_mul, beta):
     P = int(round(sr / f0))
     x = rng.uniform(-1.0, 1.0, P)
     v = float(velocity) / 127.0
-    fc = f0 * cutoff_mul * (0.35 + 1.3 * v)
+    fc = f0 * cutoff_mul * (0.12 + 1.5 * v * v)  # soft plucks are darker
     X = np.fft.rfft(x)
     f = np.arange(len(X)) * sr / P
     X /= np.sqrt(1.0 + (f / fc) ** 2)
@@ -394,14 +401,15 @@ def _plucked(pitch, velocity, duration, sr, rng, v):
 
 PLUCK_VOICES = {
     # t60 at 220 Hz (s), t60_slope, loss b, excitation cut-off (x f0), pick beta, damper tau
-    "ks_guitar_steel": dict(t60=(2.5, 5.0), bright=(0.80, 0.93), cutoff=(10, 30), beta=(0.08, 0.25)),
-    "ks_guitar_nylon": dict(t60=(1.8, 3.5), bright=(0.62, 0.80), cutoff=(4, 12), beta=(0.12, 0.3)),
-    "ks_banjo": dict(t60=(0.6, 1.4), bright=(0.88, 0.97), cutoff=(20, 50), beta=(0.05, 0.14)),
-    "ks_bass_electric": dict(t60=(3.0, 6.0), bright=(0.6, 0.85), cutoff=(5, 18), beta=(0.08, 0.3)),
-    "ks_bass_acoustic": dict(t60=(0.9, 2.0), bright=(0.55, 0.72), cutoff=(3, 8), beta=(0.15, 0.35)),
-    "ks_mandolin": dict(t60=(0.6, 1.3), bright=(0.85, 0.95), cutoff=(14, 35), beta=(0.07, 0.18)),
-    "ks_ukulele": dict(t60=(0.5, 1.1), bright=(0.6, 0.78), cutoff=(3, 9), beta=(0.15, 0.3)),
-    "ks_harpsichord": dict(t60=(1.5, 3.0), bright=(0.9, 0.98), cutoff=(30, 60), beta=(0.04, 0.1)),
+    "ks_guitar_steel": dict(t60=(2.5, 5.0), bright=(0.90, 0.975), cutoff=(10, 30), beta=(0.08, 0.25)),
+    "ks_guitar_nylon": dict(t60=(1.8, 3.5), bright=(0.80, 0.93), cutoff=(4, 12), beta=(0.12, 0.3)),
+    "ks_banjo": dict(t60=(0.6, 1.4), bright=(0.93, 0.99), cutoff=(20, 50), beta=(0.05, 0.14)),
+    "ks_bass_electric": dict(t60=(3.0, 6.0), bright=(0.75, 0.92), cutoff=(5, 18), beta=(0.08, 0.3)),
+    "ks_bass_acoustic": dict(t60=(0.9, 2.0), bright=(0.65, 0.85), cutoff=(3, 8), beta=(0.15, 0.35)),
+    "ks_mandolin": dict(t60=(0.6, 1.3), bright=(0.92, 0.985), cutoff=(14, 35), beta=(0.07, 0.18)),
+    "ks_ukulele": dict(t60=(0.5, 1.1), bright=(0.78, 0.92), cutoff=(3, 9), beta=(0.15, 0.3)),
+    "ks_harpsichord": dict(t60=(1.5, 3.0), bright=(0.95, 0.995), cutoff=(30, 60), beta=(0.04, 0.1)),
+    "ks_pizzicato": dict(t60=(0.3, 0.8), bright=(0.75, 0.9), cutoff=(3, 10), beta=(0.1, 0.3)),
 }
 
 
@@ -416,6 +424,10 @@ def _draw_pluck(name, rng, program=None):
     if name == "ks_guitar_steel" and program in (29, 30):
         v["drive"] = float(rng.uniform(2.0, 8.0))
         v["t60"] *= 2.0
+    if program == 28:  # palm-muted guitar: short and darker
+        v["t60"], v["bright"] = float(rng.uniform(0.15, 0.4)), v["bright"] * 0.9
+    if program == 26:  # jazz (hollow body, flat-wound): darker
+        v["bright"], v["cutoff"] = v["bright"] * 0.92, v["cutoff"] * 0.5
     if name in ("ks_guitar_steel", "ks_guitar_nylon"):
         modes = [(rng.uniform(85, 115), rng.uniform(10, 25), rng.uniform(1.0, 3.0)),
                  (rng.uniform(170, 240), rng.uniform(12, 30), rng.uniform(1.0, 3.0)),
@@ -437,6 +449,8 @@ def _draw_pluck(name, rng, program=None):
         modes = [(rng.uniform(180, 260), rng.uniform(10, 25), rng.uniform(1.0, 3.0)),
                  (rng.uniform(320, 520), rng.uniform(10, 25), rng.uniform(0.8, 2.5)),
                  (rng.uniform(700, 2000), rng.uniform(3, 10), rng.uniform(0.3, 1.2))]
+    elif name == "ks_pizzicato":  # plucked violin/cello: the bowed-string body (mid scale)
+        modes = _draw_bowed("bowed_viola", rng)["body"]
     elif name == "ks_harpsichord":
         modes = [(rng.uniform(200, 1500), rng.uniform(3, 10), rng.uniform(0.3, 1.5))
                  for _ in range(3)]
@@ -462,7 +476,9 @@ def _draw_bowed(name, rng, program=None):
          "vib_rate": float(rng.uniform(5.0, 7.0)), "vib_depth": float(rng.uniform(5.0, 25.0)),
          "attack": float(rng.uniform(0.06, 0.25)), "release": float(rng.uniform(0.1, 0.3)),
          "noise": float(rng.uniform(0.01, 0.05)), "tilt": float(rng.uniform(-0.3, 0.3)),
-         "pulse_mix": float(rng.uniform(0.0, 0.3))}
+         "pulse_mix": float(rng.uniform(0.0, 0.3)), "bright": float(rng.uniform(0.6, 1.6)),
+         # GM 44 tremolo strings: rapid bow strokes, |sin| amplitude at 6-8 strokes/s
+         "trem": float(rng.uniform(6.0, 8.0)) if program == 44 else 0.0}
     modes = [(s * rng.uniform(260, 290), rng.uniform(12, 25), rng.uniform(1.0, 3.0)),   # A0
              (s * rng.uniform(390, 430), rng.uniform(10, 20), rng.uniform(0.5, 1.5)),   # CBR
              (s * rng.uniform(450, 490), rng.uniform(12, 30), rng.uniform(1.5, 4.0)),   # B1-
@@ -494,8 +510,16 @@ def _bowed(pitch, velocity, duration, sr, rng, v):
         wob = 1.0 + 0.08 * np.sin(TWO_PI * float(rng.uniform(0.5, 3.0)) * np.arange(n) / sr
                                   + rng.uniform(0, 6.3))
         env = _asr(n, sr, v["attack"] * float(rng.uniform(0.7, 1.3)), duration, v["release"], 1.5)
+        if v.get("trem"):
+            tt = np.arange(n) / sr
+            wob = wob * (0.35 + 0.65 * np.abs(np.sin(np.pi * v["trem"] * (1 + 0.05 * k) * tt
+                                                       + rng.uniform(0, 3.1))))
         out += x * env * wob
     out /= players
+    # louder bowing (more bow force and speed) is brighter: 1st-order low-pass at
+    # f0 * (3 + 25 v^2) * voice factor
+    fcb = f0 * (3.0 + 25.0 * (float(velocity) / 127.0) ** 2) * v["bright"]
+    out = _apply_response(out, sr, lambda f: 1.0 / np.sqrt(1.0 + (f / fcb) ** 2))
     # bow noise: high-passed noise, stronger during the attack
     t = np.arange(n) / sr
     nenv = _asr(n, sr, 0.02, duration, 0.05) * (0.4 + 0.6 * np.exp(-t / 0.15))
@@ -772,8 +796,8 @@ def _mallet(pitch, velocity, duration, sr, rng, v):
     t = np.arange(n) / sr
     vel = float(velocity) / 127.0
     k = np.arange(len(ratios))
-    amps = (v["hard"] * (0.3 + vel)) ** k * np.array([1.0, 0.5, 0.3, 0.2])[:len(ratios)]
-    decays = t60 / (1.0 + 2.0 * k * ratios ** 0.5)
+    amps = (v["hard"] * (0.4 + 0.6 * vel)) ** (0.5 * k) * np.array([1.0, 0.5, 0.3, 0.2])[:len(ratios)]
+    decays = t60 / (1.0 + 0.8 * k * ratios ** 0.5)
     env = amps[:, None] * np.exp(-6.9 * t[None, :] / decays[:, None])
     out = _additive(np.full(n, f0), env, sr, ratios, phases=np.zeros(len(ratios)))
     if v["trem"]:
@@ -1095,12 +1119,20 @@ def note_with_body(name, pitch, velocity, duration, sr, rng, voice=None, program
 
 
 def _part_filter(y, sr, voice):
-    if "body" not in voice:
-        return y
-    resp = _body_response(voice["body"], direct=float(voice.get("direct", 1.0)))
+    """Per-part filter (one FFT): body/formant resonators of the voice, its
+    high-pass (bowed bodies radiate little below the air mode) and a 20 Hz
+    2nd-order high-pass (no DC or subsonic drift) for every part."""
+    body = _body_response(voice["body"], direct=float(voice.get("direct", 1.0))) \
+        if "body" in voice else None
     hp = voice.get("hp")
-    if hp:
-        return _apply_response(y, sr, lambda f: resp(f) * _band_mag(f, hp, None, 1))
+
+    def resp(f):
+        h = _band_mag(f, 20.0, None, 2).astype(complex)
+        if body is not None:
+            h *= body(f)
+        if hp:
+            h *= _band_mag(f, hp, None, 1)
+        return h
     return _apply_response(y, sr, resp)
 
 
@@ -1119,7 +1151,9 @@ def choose_synth(cls, program, rng):
     if cls == "ukulele":
         return "ks_ukulele"
     if cls in ("violin", "cello"):
-        if program in (48, 49):
+        if program == 45:
+            return "ks_pizzicato"
+        if program in (44, 48, 49):
             return "bowed_ensemble"
         if cls == "cello":
             return "bowed_cello"
@@ -1184,6 +1218,7 @@ def render_part(part, sr, duration, rng, kit=None):
             if m > 0:
                 out[a:a + m] += y[:m]
         name = "+".join(sorted(used)) or name
+        out = _part_filter(out, sr, {})[:n_out]
     else:
         voice = draw_voice(name, rng, part.program)
         shift = (part.detune or 0) / 8192.0 * 2.0
@@ -1199,5 +1234,4 @@ def render_part(part, sr, duration, rng, kit=None):
                 out[a:a + m] += y[:m]
         out = _part_filter(out, sr, voice)[:n_out]
     out *= (part.volume / 127.0) ** 2
-    out -= np.mean(out)
     return out, name
