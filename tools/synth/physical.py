@@ -112,7 +112,8 @@ Keyboards, reeds, synths, mallets, voice:
       vowel formants F1-F3 (Peterson & Barney 1952 averages, male / female
       sets, scaled randomly), vibrato, breath noise.
 Drums and cymbals (per note number of music.py's drum channel):
-  drum_kit -> drums: kick 35/36 (sine with exponential pitch sweep + click),
+  drum_kit -> drums (a drums part's cymbal hits are rendered by the same kit's
+      cymbal model below, and the part is recorded as drum_kit): kick 35/36 (sine with exponential pitch sweep + click),
       snare 38/40 (two membrane modes ~180-330 Hz + band-passed noise for the
       snares), side stick 37, clap 39 (noise bursts), hi-hats 42/44/46
       (six detuned square waves as in the Roland TR-808 hat, 205-800 Hz
@@ -121,7 +122,7 @@ Drums and cymbals (per note number of music.py's drum channel):
       of an ideal membrane, pitch drop), tambourine 54, cowbell 56 (808
       two-square 540/800 Hz), cabasa/maracas 69/70, claves 75. Kits 24/25
       (electronic, TR-808) give the analogue variants.
-  cymbal -> cymbals: notes 49/57 crash, 51/59 ride (+ bell partials), 52
+  drum_cymbal -> cymbals: notes 49/57 crash, 51/59 ride (+ bell partials), 52
       china, 55 splash: shaped noise whose spectrum has many inharmonic
       metallic peaks, a bright fast-decaying layer and a darker long one.
 """
@@ -1093,7 +1094,7 @@ SYNTHS.update({"organ_drawbar": (_draw_organ, _organ),
                "modal_mallet": (_draw_mallet, _mallet),
                "piano_additive": (_draw_piano, _piano),
                "voice_formant": (_draw_voice, _voice)})
-DRUM_SYNTHS = ("drum_kit", "cymbal")
+DRUM_SYNTHS = ("drum_kit", "drum_cymbal")
 
 
 def draw_voice(name, rng, program=None):
@@ -1181,7 +1182,7 @@ def choose_synth(cls, program, rng):
     if cls == "voice":
         return "voice_formant"
     if cls in ("drums", "cymbals"):
-        return "drum_kit" if cls == "drums" else "cymbal"
+        return "drum_kit" if cls == "drums" else "drum_cymbal"
     raise KeyError(f"no synthesiser for class {cls}")
 
 
@@ -1199,25 +1200,24 @@ def render_part(part, sr, duration, rng, kit=None):
     synthesiser's release), loudness-normalised (RMS 0.1 over its first 0.3 s,
     0.25 over 0.05 s for drum hits, peak at most 0.5) and scaled by velocity^1.6 and the part volume
     (CC7: (volume/127)^2); part.detune (pitch-bend units, +-2 semitone range)
-    shifts every pitch. Returns (audio float64 [round(duration * sr)], synth name);
-    for drum parts the name lists the synthesisers used ("drum_kit+cymbal")."""
+    shifts every pitch. Returns (audio float64 [round(duration * sr)], synth name):
+    one name per part, "family_variant" (data.synth_match matches families by
+    prefix); a drums part is "drum_kit" (cymbal hits included), a cymbals part
+    "drum_cymbal"."""
     n_out = int(round(duration * sr))
     out = np.zeros(n_out)
     cls = part.cls
     name = choose_synth(cls, part.program, rng)
     if part.drum:
         voice = _draw_kit(name, rng, kit=kit)
-        used = set()
         for nt in part.notes:
             a = int(round(nt.on * sr))
-            y, which = drum_hit(nt.pitch, nt.vel, sr, rng, voice, max_len=max(n_out - a, 1))
-            used.add("cymbal" if which == "cymbals" else "drum_kit")
+            y, _ = drum_hit(nt.pitch, nt.vel, sr, rng, voice, max_len=max(n_out - a, 1))
             y = y * _note_gain(y, sr, 0.05, 0.25) * _vel_amp(nt.vel)
             a = int(round(nt.on * sr))
             m = min(len(y), n_out - a)
             if m > 0:
                 out[a:a + m] += y[:m]
-        name = "+".join(sorted(used)) or name
         out = _part_filter(out, sr, {})[:n_out]
     else:
         voice = draw_voice(name, rng, part.program)

@@ -125,8 +125,13 @@ class Notes(unittest.TestCase):
             self.assertGreater(uke[0], uke[1])  # re-entrant: the G string is above C
 
     def test_classes(self):
+        families = {"ks", "bowed", "wind", "brass", "organ", "accordion", "synth", "modal",
+                    "piano", "voice", "drum"}
         for c in ph.SUPPORTED:
             ph.choose_synth(c, None, np.random.default_rng(0))
+        # names are family_variant (train.py --exclude-synth matches families by prefix)
+        for name in list(ph.SYNTHS) + list(ph.DRUM_SYNTHS):
+            self.assertIn(name.split("_")[0], families, name)
         seen_sf, seen_syn = set(), set()
         rng = np.random.default_rng(11)
         for _ in range(150):
