@@ -424,6 +424,8 @@ def gen_arpeggio(part, ctx, rng, low, high, span):
     while pos < end:
         chord = ctx.chord_at(pos)
         tones = ctx.chord_pitches(chord, clow, min(high, clow + 24), n=6)
+        if part.cls == "ukulele":  # re-entrant (campanella) patterns over G4 C4 E4 A4
+            tones = ukulele_voicing(ctx, chord)
         if shape == "up":
             p = tones[k % len(tones)]
         elif shape == "down":

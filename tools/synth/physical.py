@@ -76,7 +76,8 @@ Bowed strings:
 Winds and brass (additive, per-harmonic amplitudes, formant-like spectral
 envelope evaluated at the harmonic frequencies):
   wind_flute -> flute: near-sine (harmonics -10..-25 dB), breath noise
-      band-passed around the pitch, chiff at the attack.
+      band-passed around the pitch, chiff at the attack (GM 74 recorder purer,
+      75/77 pan flute / shakuhachi breathier).
   wind_clarinet -> clarinet: odd harmonics dominant below ~2 kHz (closed
       cylindrical bore), even harmonics -20..-35 dB there.
   wind_sax -> saxophone: all harmonics (conical bore), formant 400-1200 Hz,
@@ -85,7 +86,8 @@ envelope evaluated at the harmonic frequencies):
       with amplitude (harmonic k ~ env^(1 + gamma (k - 1)), the brass
       "brightness rises with level" of Risset 1966 / Beauchamp 1982), lip
       attack (pitch starts 30-80 cents flat and settles within ~40 ms, small
-      amplitude overshoot), formant (trumpet ~1-1.5 kHz, trombone ~500 Hz).
+      amplitude overshoot), formant (trumpet ~1-1.5 kHz, trombone ~500 Hz);
+      GM 59 muted trumpet: nasal 1.5-2.5 kHz peak, low harmonics cut.
 Keyboards, reeds, synths, mallets, voice:
   organ_drawbar -> organ: additive drawbar registrations (16', 5 1/3', 8',
       4', 2 2/3', 2', 1 3/5', 1 1/3', 1' = harmonic ratios 0.5, 1.5, 1, 2, 3,
@@ -110,7 +112,8 @@ Keyboards, reeds, synths, mallets, voice:
       e-piano variant (4, 5): tine fundamental + fast-decaying bell partial.
   voice_formant -> voice: glottal source (band-limited saw, -12 dB/oct),
       vowel formants F1-F3 (Peterson & Barney 1952 averages, male / female
-      sets, scaled randomly), vibrato, breath noise.
+      sets, scaled randomly), vibrato, breath noise; GM 52 (choir) 3-4
+      detuned singers.
 Drums and cymbals (per note number of music.py's drum channel):
   drum_kit -> drums (a drums part's cymbal hits are rendered by the same kit's
       cymbal model below, and the part is recorded as drum_kit): kick 35/36 (sine with exponential pitch sweep + click),
@@ -551,6 +554,12 @@ def _draw_wind(name, rng, program=None):
         v["h"] = [1.0] + [10 ** (-float(rng.uniform(8, 25)) / 20.0) / (k ** 0.5) for k in range(2, 7)]
         v["breath"] = float(rng.uniform(0.03, 0.12))
         v["formants"] = []
+        if program == 74:  # recorder: purer, little vibrato or breath
+            v["h"] = [1.0] + [h * 0.5 for h in v["h"][1:]]
+            v["vib_depth"], v["breath"] = v["vib_depth"] * 0.3, v["breath"] * 0.5
+        elif program in (75, 77):  # pan flute, shakuhachi: breathy, chiff
+            v["breath"] = float(rng.uniform(0.08, 0.18))
+            v["attack"] = float(rng.uniform(0.02, 0.06))
     elif name == "wind_clarinet":
         v["even_db"] = float(rng.uniform(-35, -20))
         v["cross"] = float(rng.uniform(1500, 2500))
@@ -566,6 +575,9 @@ def _draw_wind(name, rng, program=None):
         trumpet = name == "brass_trumpet"
         fc = rng.uniform(1000, 1500) if trumpet else rng.uniform(450, 700)
         v["formants"] = [(fc, rng.uniform(1.0, 2.0), rng.uniform(1.5, 3.0))]
+        if program == 59:  # muted trumpet: nasal peak ~1.5-2.5 kHz, weak fundamental
+            v["formants"] = [(rng.uniform(1500, 2500), rng.uniform(3, 6), rng.uniform(3.0, 6.0))]
+            v["mute_hp"] = float(rng.uniform(400, 800))
         v["gamma"] = float(rng.uniform(0.15, 0.35))
         v["slope"] = float(rng.uniform(0.3, 0.6))
         v["lip_cents"] = float(rng.uniform(30, 80))
@@ -606,6 +618,8 @@ def _wind(name, pitch, velocity, duration, sr, rng, v):
         # spectra at 6 levels e_l: harmonic k ~ e_l^(1 + gamma (k - 1)), interpolated by e(t)
         levels = np.linspace(0.0, 1.3, 6)
         H = h[None, :] * levels[:, None] ** (1.0 + v["gamma"] * (k[None, :] - 1.0))
+        if v.get("mute_hp"):
+            H = H * _band_mag(fk, v["mute_hp"], None, 2)[None, :]
         out = _wavetable_osc(freq, sr, H, level=e / 1.3 * 5.0)
     if v.get("breath"):
         bw = max(f0 * 0.5, 150.0)
@@ -872,7 +886,9 @@ def _draw_voice(name, rng, program=None):
             "vowel": str(rng.choice(list(VOWELS) if program != 53 else ["o", "u"])),
             "vib_rate": float(rng.uniform(4.5, 6.5)), "vib_depth": float(rng.uniform(10, 50)),
             "breath": float(rng.uniform(0.01, 0.06)), "attack": float(rng.uniform(0.05, 0.15)),
-            "release": float(rng.uniform(0.08, 0.2)), "tilt": float(rng.uniform(0.8, 1.3))}
+            "release": float(rng.uniform(0.08, 0.2)), "tilt": float(rng.uniform(0.8, 1.3)),
+            # GM 52 choir aahs: 3-4 singers (detuned, own vibrato); 53/54 one voice
+            "singers": int(rng.integers(3, 5)) if program == 52 else 1}
 
 
 def _voice(pitch, velocity, duration, sr, rng, v):
@@ -888,7 +904,12 @@ def _voice(pitch, velocity, duration, sr, rng, v):
     w = k ** -(v["tilt"] + 0.5 * (1 - vel))
     w = w * _formant_weights(k * f0, [(fm[i], fm[i] / bws[i], (1.0, 0.6, 0.3)[i]) for i in range(3)])
     env = _asr(n, sr, v["attack"], duration, v["release"])
-    out = _wavetable_osc(freq, sr, w) * env
+    out = _wavetable_osc(freq, sr, w, phase0=float(rng.random())) * env
+    for _ in range(v.get("singers", 1) - 1):
+        fr = f0 * 2.0 ** (float(rng.uniform(-15, 15)) / 1200.0) * _vibrato(
+            n, sr, v["vib_rate"] * float(rng.uniform(0.9, 1.1)), v["vib_depth"],
+            float(rng.uniform(0.1, 0.4)), rng)
+        out += _wavetable_osc(fr, sr, w, phase0=float(rng.random())) * env
     nz = _shaped_noise(n, sr, rng, lambda f: sum(np.abs(_resonator(f, fm[i], 4.0)) for i in range(3)))
     return out + v["breath"] * nz * env * np.sqrt(np.mean(out ** 2) + 1e-12) * 3
 
