@@ -674,7 +674,9 @@ def make_clip(rng, duration, n_parts=None, force_class=None, full_span=False,
 # CC11 -> attenuation, CC91 / CC93 -> reverb / chorus send (heard only when
 # the render turns fluidsynth's reverb / chorus engine on), pitch wheel ->
 # pitch (range 2 semitones). fluidsynth has no default modulator for CC74
-# (brightness) or CC71 (resonance), so filter cutoff and resonance are set
+# (brightness) or CC71 (resonance), and none of the three fonts defines one
+# (their PMOD/IMOD chunks only use velocity, key number, CC1, CC2, CC10,
+# CC91, CC93), so filter cutoff and resonance are set
 # through SoundFont 2.01 NRPNs (NRPN MSB 120, LSB = generator number), which
 # fluidsynth applies as offsets to a channel's generators, also to sounding
 # voices: generator 8 initialFilterFc (2 cents per unit) and 9 initialFilterQ
@@ -708,7 +710,8 @@ def add_performance(part, ctx, rng):
         30-110 over each note longer than 0.6 s (delayed vibrato);
       expression (0.4 sustained, 0.1 other): CC11 swells over notes longer
         than 0.5 s (64-100 -> 127 -> 80-120), else phrase-level ramps (72-127);
-      slides (0.15 sustained / guitar / bass): 25 % of the notes start
+      slides (0.15 sustained / guitar / bass, melody and bass roles: the
+        bend moves the whole channel): 25 % of the notes start
         50-175 cents flat or sharp and bend to pitch in 40-150 ms;
       bend vibrato (0.1 sustained): 4.5-6.5 Hz, 10-35 cents, on notes
         longer than 0.5 s, after 0.2 s.
@@ -789,7 +792,8 @@ def add_performance(part, ctx, rng):
             perf["expression"] = "ramps"
         c.append((end, "cc", 11, 127))
     bend_events = []
-    if rng.random() < (0.15 if (sustained or part.cls in ("guitar", "bass")) else 0.0):
+    if part.role in ("melody", "bass") and \
+            rng.random() < (0.15 if (sustained or part.cls in ("guitar", "bass")) else 0.0):
         n_sl = 0
         for n in notes:
             if rng.random() < 0.25:
