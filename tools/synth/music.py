@@ -106,11 +106,11 @@ VARIATIONS = {
                (25, 48, 0.5, (55, 96), None), (25, 49, 0.5, (55, 96), None),
                (30, 44, 0.2, (48, 86), None), (30, 45, 0.2, (48, 86), None),  # violas
                (30, 48, 0.2, (48, 86), None), (30, 49, 0.2, (48, 86), None)],
-    # Not General MIDI, only in FluidR3_GM and MuseScore_General: mandolin
-    # (bank 16, 25) and ukulele (bank 8, 24). Never sampled while the classes
-    # are UNSUPPORTED (CLASS_WEIGHTS 0); listed for when they become supported.
-    "mandolin": [(16, 25, 1, (55, 88), None)],
-    "ukulele": [(8, 24, 1, (60, 81), None)],
+    # FluidR3_GM's and MuseScore_General's "Mandolin" (bank 16, 25) and
+    # "Ukulele" (bank 8, 24) are not used: they play the steel and nylon
+    # guitar samples (waveform correlation 0.97-0.99 with programs 25 / 24 at
+    # the same note), so as mandolin / ukulele they would teach guitar =
+    # mandolin. Those classes come from our own synthesisers (physical.py).
 }
 # pizzicato presets in the variation banks (bank, program)
 PIZZICATO_BANKS = {(20, 45), (25, 45), (30, 45), (40, 45), (50, 45)}
