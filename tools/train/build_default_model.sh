@@ -88,7 +88,8 @@ if [[ $TINY == 1 ]]; then
   OUT=${OUT:-$WORK/openmic_student}
   PARITY=${PARITY:-$WORK/openmic_student_parity.json}
   # the sf3 font takes 5-30 s to load: the smoke test trains on FluidR3_GM
-  # (+ synth) and holds out TimGM6mb in its one LOFO fold
+  # (+ synth) and holds out TimGM6mb in its one LOFO fold; multi-part
+  # training clips of FluidR3_GM only
   FONTS=(FluidR3_GM TimGM6mb)
   N_STEM=${N_STEM:-20}; N_CLIPS=${N_CLIPS:-6}; N_EVSOLO=${N_EVSOLO:-20}; N_EVMIX=${N_EVMIX:-6}
   STEMSEC=3; CLIPSEC=4; EVSEC=2; BATCH=20
@@ -145,16 +146,28 @@ build() {  # folder name source seed clips seconds extra-args...
 start=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - start )) s] $*"; }
 # --- data ---
-for src in "${SOURCES[@]}"; do
+render_source() {  # all sets of one source
+  local src=$1 b
   b=$(seed_base "$src")
-  # shellcheck disable=SC2086
-  [[ $USE_STEMS == 1 ]] && build "$DATA" stems_$src "$src" $((b + 1)) $N_STEM $STEMSEC --solo all $RENDER_EXTRA
-  # shellcheck disable=SC2086
-  [[ $USE_CLIPS == 1 || $USE_STEMS == 0 ]] && build "$DATA" clips_$src "$src" $((b + 2)) $N_CLIPS $CLIPSEC $RENDER_EXTRA
+  if [[ $USE_STEMS == 1 ]]; then
+    # shellcheck disable=SC2086
+    build "$DATA" stems_$src "$src" $((b + 1)) $N_STEM $STEMSEC --solo all $RENDER_EXTRA
+  fi
+  if [[ ( $USE_CLIPS == 1 || $USE_STEMS == 0 ) && ( $TINY == 0 || $src == FluidR3_GM ) ]]; then
+    # shellcheck disable=SC2086
+    build "$DATA" clips_$src "$src" $((b + 2)) $N_CLIPS $CLIPSEC $RENDER_EXTRA
+  fi
   build "$EVDATA" evsolo_$src "$src" $((b + 3)) $N_EVSOLO $EVSEC --solo all --no-augment
   build "$EVDATA" evmix_$src "$src" $((b + 4)) $N_EVMIX $EVSEC --no-augment
   stamp "data of $src done"
-done
+}
+if [[ $TINY == 1 ]]; then  # one batch per set: the sources in parallel
+  pids=()
+  for src in "${SOURCES[@]}"; do render_source "$src" & pids+=($!); done
+  for p in "${pids[@]}"; do wait "$p"; done
+else  # every set in --jobs $JOBS batches at a time
+  for src in "${SOURCES[@]}"; do render_source "$src"; done
+fi
 
 COMMON=(--widths "$WIDTHS" --input-norm "$INPUT_NORM")
 [[ $NEW_AUG == 0 ]] && COMMON+=(--p-eq 0)
