@@ -209,8 +209,12 @@ run_fold() {
   fi
   mkdir -p "$dir"
   # shellcheck disable=SC2046,SC2086
-  $NICE $PY tools/train/train.py --threads $threads $targs "${COMMON[@]}" "${exclude[@]}" \
-    $(train_args "${others[@]}") --out "$dir/student.pt" > "$dir/train.log" 2>&1
+  if ! $NICE $PY tools/train/train.py --threads $threads $targs "${COMMON[@]}" "${exclude[@]}" \
+      $(train_args "${others[@]}") --out "$dir/student.pt" > "$dir/train.log" 2>&1; then
+    echo "$name: train.py failed ($dir/train.log):" >&2
+    tail -20 "$dir/train.log" >&2
+    return 1
+  fi
   # shellcheck disable=SC2046
   $NICE $PY tools/train/calibrate.py --model "$dir/student.pt" --min-positives $MIN_POS \
     --sets $(eval_sets "${cal[@]}") --out "$dir/calibration.json" > "$dir/calibrate.log"
@@ -298,10 +302,13 @@ if [[ $SHIP == 1 ]]; then
   dir=$WORK/ship
   mkdir -p "$dir"
   # shellcheck disable=SC2046,SC2086
-  $NICE $PY tools/train/train.py --threads $THREADS $SHIP_ARGS "${COMMON[@]}" \
-    $(train_args "${SOURCES[@]}") --out "$dir/student.pt" 2>&1 | tee "$dir/train.log" | \
-    grep -v "^step " || true
-  stamp "ship training done"
+  if ! $NICE $PY tools/train/train.py --threads $THREADS $SHIP_ARGS "${COMMON[@]}" \
+      $(train_args "${SOURCES[@]}") --out "$dir/student.pt" > "$dir/train.log" 2>&1; then
+    tail -20 "$dir/train.log" >&2
+    exit 1
+  fi
+  grep -v "^step " "$dir/train.log"
+  stamp "ship training done (progress: $dir/train.log)"
   if [[ $CALIB_FROM == lofo && ${#FOLDS[@]} -gt 0 ]]; then
     # shellcheck disable=SC2046
     $NICE $PY tools/train/calibrate.py --model "$dir/student.pt" --min-positives $MIN_POS \
