@@ -1,6 +1,7 @@
 #include "src/model/model_config.h"
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -171,6 +172,46 @@ absl::Status NormalizeSegment(v1::SegmentConfig* segment) {
   return absl::OkStatus();
 }
 
+// A calibration is empty or gives one finite value per class; scales are
+// positive (a negative one would turn a class's ranking upside down).
+absl::Status CheckCalibration(const v1::OutputConfig& out,
+                              const OutputKindTraits& kind,
+                              absl::string_view field) {
+  if (!out.has_calibration()) return absl::OkStatus();
+  const v1::Calibration& c = out.calibration();
+  const std::string at = absl::StrCat(field, ".calibration");
+  if (!kind.labelled) {
+    return Invalid(at, absl::StrCat("output '", out.name(),
+                                    "' is not a class score output; only "
+                                    "TAGS and ACTIVATIONS are calibrated"));
+  }
+  struct Values {
+    const char* name;
+    const google::protobuf::RepeatedField<float>& values;
+    bool positive;
+  };
+  for (const Values& v :
+       {Values{"scale", c.scale(), true}, Values{"bias", c.bias(), false}}) {
+    if (v.values.empty()) continue;
+    if (v.values.size() != out.dim()) {
+      return Invalid(absl::StrCat(at, ".", v.name),
+                     absl::StrCat("has ", v.values.size(),
+                                  " values; expected none or dim = ", out.dim(),
+                                  " (one per class)"));
+    }
+    for (int k = 0; k < v.values.size(); ++k) {
+      const float x = v.values[k];
+      if (!std::isfinite(x) || (v.positive && x <= 0)) {
+        return Invalid(
+            absl::StrCat(at, ".", v.name, "[", k, "]"),
+            absl::StrCat("must be ", v.positive ? "finite and > 0" : "finite",
+                         ", got ", x));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status NormalizeOutputs(v1::ModelConfig* config) {
   if (config->output_size() == 0) {
     return Invalid("output", "a model needs at least one output");
@@ -199,6 +240,7 @@ absl::Status NormalizeOutputs(v1::ModelConfig* config) {
                      absl::StrCat("output '", out->name(),
                                   "' needs dim > 0, got ", out->dim()));
     }
+    RETURN_IF_ERROR(CheckCalibration(*out, *kind, field));
     if (kind->labelled && out->labels_file().empty()) {
       out->set_labels_file(kDefaultLabelsFile);
     }

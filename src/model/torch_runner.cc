@@ -141,6 +141,12 @@ struct TorchRunner::Impl {
   std::string device_name;
   std::unique_ptr<FrontEnd> front_end;
   torch::jit::Module module;
+  // Per output, OutputConfig.calibration as [dim] tensors on `device`;
+  // undefined where the config has none.
+  std::vector<at::Tensor> calibration_scale;
+  std::vector<at::Tensor> calibration_bias;
+
+  void PrepareCalibration();
 
   // `batch` is the caller's to lose: on CPU the model reads (and may
   // overwrite) its storage directly.
@@ -152,6 +158,21 @@ struct TorchRunner::Impl {
   // Host time of the last front-end call (on CUDA, the time to queue it).
   absl::Duration last_frontend;
 };
+
+void TorchRunner::Impl::PrepareCalibration() {
+  auto to_tensor = [this](const google::protobuf::RepeatedField<float>& v) {
+    if (v.empty()) return at::Tensor();
+    return torch::tensor(std::vector<float>(v.begin(), v.end()),
+                         torch::TensorOptions().dtype(torch::kFloat))
+        .to(device);
+  };
+  calibration_scale.clear();
+  calibration_bias.clear();
+  for (const v1::OutputConfig& output : config.output()) {
+    calibration_scale.push_back(to_tensor(output.calibration().scale()));
+    calibration_bias.push_back(to_tensor(output.calibration().bias()));
+  }
+}
 
 absl::StatusOr<std::vector<Tensor>> TorchRunner::Impl::ForwardUnguarded(
     Tensor& batch) {
@@ -176,6 +197,13 @@ absl::StatusOr<std::vector<Tensor>> TorchRunner::Impl::ForwardUnguarded(
   for (const v1::OutputConfig& output : config.output()) {
     ASSIGN_OR_RETURN(at::Tensor t, SelectOutput(result, output));
     RETURN_IF_ERROR(CheckOutputShape(t, b, output));
+    const size_t index = outputs.size();
+    if (calibration_scale[index].defined() ||
+        calibration_bias[index].defined()) {
+      t = t.to(torch::kFloat);  // the [dim] vectors broadcast on the last axis
+      if (calibration_scale[index].defined()) t = t * calibration_scale[index];
+      if (calibration_bias[index].defined()) t = t + calibration_bias[index];
+    }
     if (output.activation() == v1::ACTIVATION_SIGMOID) {
       t = torch::sigmoid(t.to(torch::kFloat));
     } else if (output.activation() == v1::ACTIVATION_SOFTMAX) {
@@ -288,6 +316,7 @@ absl::StatusOr<std::unique_ptr<TorchRunner>> TorchRunner::Create(
     return absl::InvalidArgumentError(absl::StrCat(
         model_path, ": not a loadable TorchScript model: ", e.what()));
   }
+  impl->PrepareCalibration();
   RETURN_IF_ERROR(impl->Warmup());
   return std::unique_ptr<TorchRunner>(new TorchRunner(std::move(impl)));
 }

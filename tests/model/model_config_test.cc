@@ -216,6 +216,43 @@ TEST(NormalizeModelConfig, OutputKindMustBeAKnownOne) {
   EXPECT_THAT(unknown.message(), HasSubstr("has kind 9"));
 }
 
+// OutputConfig.calibration: empty or one finite value per class (scales > 0),
+// only on class-score outputs; the error names the field and the index.
+TEST(NormalizeModelConfig, CalibrationHasOneFiniteValuePerClass) {
+  auto normalize = [](const std::string& calibration, v1::OutputKind kind) {
+    v1::ModelConfig config = Minimal("");
+    config.mutable_output(0)->set_kind(kind);
+    EXPECT_TRUE(google::protobuf::TextFormat::MergeFromString(
+        calibration, config.mutable_output(0)->mutable_calibration()))
+        << calibration;
+    return NormalizeModelConfig("m", &config);
+  };
+  EXPECT_TRUE(normalize("", v1::TAGS).ok());
+  EXPECT_TRUE(normalize("bias: [-1, 0, 2.5]", v1::TAGS).ok());
+  EXPECT_TRUE(
+      normalize("scale: [0.5, 1, 2] bias: [0, 0, 1]", v1::ACTIVATIONS).ok());
+
+  absl::Status wrong_size = normalize("bias: [1, 2]", v1::TAGS);
+  EXPECT_EQ(wrong_size.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(wrong_size.message(), HasSubstr("output[0].calibration.bias"));
+  EXPECT_THAT(wrong_size.message(), HasSubstr("has 2 values"));
+  EXPECT_THAT(wrong_size.message(), HasSubstr("dim = 3"));
+
+  absl::Status zero_scale = normalize("scale: [1, 0, 1]", v1::TAGS);
+  EXPECT_EQ(zero_scale.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(
+      zero_scale.message(),
+      HasSubstr("output[0].calibration.scale[1]: must be finite and > 0"));
+
+  absl::Status nan_bias = normalize("bias: [0, nan, 0]", v1::TAGS);
+  EXPECT_EQ(nan_bias.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(nan_bias.message(), HasSubstr("calibration.bias[1]"));
+
+  absl::Status embedding = normalize("bias: [0, 0, 0]", v1::EMBEDDING);
+  EXPECT_EQ(embedding.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(embedding.message(), HasSubstr("only TAGS and ACTIVATIONS"));
+}
+
 TEST(NormalizeModelConfig, PadFeaturesNeedsALogMelFrontEnd) {
   const absl::Status status =
       NormalizeWith("segment { last_segment: LAST_SEGMENT_PAD_FEATURES }");

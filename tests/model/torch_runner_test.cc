@@ -126,6 +126,45 @@ TEST(TorchRunner, UnknownDictKeyFailsAtLoadNamingTheKeys) {
   EXPECT_THAT(runner.status().message(), HasSubstr("warm-up"));
 }
 
+// y = scale * x + bias per class, before the activation; on a frame-wise
+// [B, frames, dim] output the per-class vectors apply to every frame.
+TEST(TorchRunner, CalibrationIsAppliedPerClassBeforeTheActivation) {
+  auto runner = Load(Config(6, R"pb(
+                       output {
+                         name: "tags"
+                         kind: TAGS
+                         dim: 3
+                         source: "0"
+                         activation: ACTIVATION_SIGMOID
+                         calibration {
+                           scale: [ 2, 1, 0.5 ]
+                           bias: [ -1, 0, 3 ]
+                         }
+                       }
+                       output {
+                         name: "frames"
+                         kind: ACTIVATIONS
+                         dim: 3
+                         source: "1"
+                         calibration { bias: [ 1, 2, 3 ] }
+                       }
+                     )pb"),
+                     "def forward(self, x):\n"
+                     "  return (x[:, :3], x.reshape(x.size(0), 2, 3))\n");
+  ASSERT_TRUE(runner.ok()) << runner.status();
+  const std::vector<float> x = {0.5f, -1.0f, 2.0f, 4.0f, 5.0f, 6.0f};
+  auto out = (*runner)->Run(Batch({1, 6}, x));
+  ASSERT_TRUE(out.ok()) << out.status();
+  const float scale[] = {2, 1, 0.5f}, bias[] = {-1, 0, 3};
+  std::vector<float> tags;
+  for (int c = 0; c < 3; ++c) {
+    tags.push_back(1.0f / (1.0f + std::exp(-(scale[c] * x[c] + bias[c]))));
+  }
+  EXPECT_THAT((*out)[0].data, Pointwise(FloatNear(1e-6), tags));
+  EXPECT_THAT((*out)[1].shape, ElementsAre(1, 2, 3));
+  EXPECT_THAT((*out)[1].data, ElementsAre(1.5f, 1.0f, 5.0f, 5.0f, 7.0f, 9.0f));
+}
+
 TEST(TorchRunner, SigmoidAndSoftmaxOverLastAxis) {
   auto runner = Load(Config(3, R"pb(
                        output {
