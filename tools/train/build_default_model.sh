@@ -25,9 +25,10 @@
 #                calibrated on every source's evaluation sets; exported to
 #                $OUT with the calibration, parity data, bench.py speed of the
 #                previous and the new model
-# Tables: $WORK/lofo.md (calibration from the training sources' new seeds)
-# and $WORK/lofo_nested.md (each fold calibrated on the OTHER folds'
-# held-out predictions: how thresholds fit on unseen banks transfer).
+# Tables: $WORK/lofo.md (the three font folds; calibration from the training
+# sources' new seeds), $WORK/lofo_nested.md (each font fold calibrated on the
+# OTHER font folds' held-out predictions: how thresholds fit on unseen banks
+# transfer) and $WORK/losyn.md (synth held out: loso_synth and the LOSYN folds).
 #
 # Environment (defaults in brackets):
 #   WORK [build-default-model | build-default-model-tiny]  scratch folder
@@ -227,54 +228,45 @@ run_fold() {
 }
 
 # --- leave-one-source-out ---
+# FOLDS: the font folds (table lofo.md); SYN_FOLDS: synth held out as a
+# whole and per synthesiser (table losyn.md). Entries name:held-out[:synth].
 FOLDS=()
 [[ $LOFO == 1 ]] && for f in "${FONTS[@]}"; do FOLDS+=("lofo_$f:$f"); done
-[[ $LOSO == 1 ]] && FOLDS+=("loso_synth:synth")
 SYN_FOLDS=()
+[[ $LOSO == 1 ]] && SYN_FOLDS+=("loso_synth:synth")
 if [[ $USE_SYNTH == 1 && -n $LOSYN ]]; then
   for syn in ${LOSYN//,/ }; do SYN_FOLDS+=("losyn_$syn:synth:$syn"); done
 fi
 if [[ $TINY == 1 ]]; then  # one fold: hold out TimGM6mb
   FOLDS=(); [[ $LOFO == 1 ]] && FOLDS=("lofo_TimGM6mb:TimGM6mb")
+  [[ -z $LOSYN ]] && SYN_FOLDS=()
 fi
+RUNS=("${FOLDS[@]}" "${SYN_FOLDS[@]}")
 i=0
-while [[ $i -lt ${#FOLDS[@]} ]]; do  # two folds at a time, one thread each
-  pids=()
-  run_fold "${FOLDS[$i]%%:*}" "${FOLDS[$i]##*:}" 1 "$FOLD_ARGS" &
-  pids+=($!)
-  if [[ $((i + 1)) -lt ${#FOLDS[@]} ]]; then
-    run_fold "${FOLDS[$((i + 1))]%%:*}" "${FOLDS[$((i + 1))]##*:}" 1 "$FOLD_ARGS" &
-    pids+=($!)
-  fi
-  for p in "${pids[@]}"; do wait "$p"; done  # a failed fold stops the script (set -e)
-  i=$((i + 2))
-done
-# leave-one-synthesiser-out: two at a time, one thread each
-i=0
-while [[ $i -lt ${#SYN_FOLDS[@]} ]]; do
+while [[ $i -lt ${#RUNS[@]} ]]; do  # two folds at a time, one thread each
   pids=()
   for j in $i $((i + 1)); do
-    [[ $j -lt ${#SYN_FOLDS[@]} ]] || continue
-    IFS=: read -r name held syn <<< "${SYN_FOLDS[$j]}"
+    [[ $j -lt ${#RUNS[@]} ]] || continue
+    IFS=: read -r name held syn <<< "${RUNS[$j]}"
     run_fold "$name" "$held" 1 "$FOLD_ARGS" "$syn" &
     pids+=($!)
   done
-  for p in "${pids[@]}"; do wait "$p"; done
+  for p in "${pids[@]}"; do wait "$p"; done  # a failed fold stops the script (set -e)
   i=$((i + 2))
 done
 if [[ ${#SYN_FOLDS[@]} -gt 0 ]]; then
   # shellcheck disable=SC2046
   $PY tools/train/evaluate.py --combine $(for f in "${SYN_FOLDS[@]}"; do
-      IFS=: read -r name held syn <<< "$f"; echo "$syn=$WORK/$name/eval.json"; done) \
+      IFS=: read -r name held syn <<< "$f"; echo "${syn:-synth}=$WORK/$name/eval.json"; done) \
     --markdown "$WORK/losyn.md" > /dev/null
-  stamp "leave-one-synthesiser-out table: $WORK/losyn.md"
+  stamp "synth held out (whole / per synthesiser): $WORK/losyn.md"
 fi
 if [[ ${#FOLDS[@]} -gt 0 ]]; then
   combine=() nested=()
   for fold in "${FOLDS[@]}"; do
     name=${fold%%:*} held=${fold##*:} dir=$WORK/${fold%%:*}
     combine+=("$held=$dir/eval.json")
-    # nested calibration: fit on the other folds' held-out predictions
+    # nested calibration: fit on the other font folds' held-out predictions
     other_scores=()
     for o in "${FOLDS[@]}"; do
       [[ $o != "$fold" ]] && other_scores+=("$WORK/${o%%:*}"/scores/*.npz)

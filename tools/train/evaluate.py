@@ -283,9 +283,11 @@ def markdown(results):
 
 
 def combine(specs):
-    """Leave-one-source-out table: one evaluation JSON per held-out source,
+    """Leave-one-source-out tables: one evaluation JSON per held-out source,
     each with (at least) one solo set and one mixture set; the first of each
-    is used."""
+    is used. Table 1: solo top-1 and mixture recall@k per class and held-out
+    source, with the mean over sources; table 2: segment AP and F1 (at the
+    calibrated thresholds) on the mixture sets."""
     runs = []
     for spec in specs:
         name, path = spec.split("=", 1)
@@ -299,42 +301,53 @@ def combine(specs):
                  ([mix["segment"]["per_class"]] if mix else []):
             classes += [c for c in d if c not in classes]
     classes = [c for c in LABELS if c in classes]
-    head = "| class | " + " | ".join(
-        f"{n}: solo top-1 | {n}: recall@k | {n}: seg AP | {n}: seg F1" for n, _, _ in runs) \
-        + " | mean solo top-1 | mean recall@k |"
-    lines = ["Held-out source per column group (the model of that column never saw it). "
-             "Solo top-1: share of the class's solo clips whose top mean-pooled score is the "
-             "class; recall@k: share of the mixture clips containing the class where it is "
-             "among the top k (k = classes present); seg AP / F1: segment level on the "
-             "mixture set, F1 at the calibrated thresholds.\n", head,
-             "|---|" + "---|" * (4 * len(runs) + 2)]
+    names = [n for n, _, _ in runs]
 
-    def cells(c):
-        row, tops, recs = [], [], []
-        for _, solo, mix in runs:
-            top = solo["per_class"].get(c, {}).get("top1_accuracy") if solo else None
-            rec = mix["recall_at_k"]["per_class"].get(c) if mix else None
-            seg = mix["segment"]["per_class"].get(c, {}) if mix else {}
-            row += [f3(top), f3(rec), f3(seg.get("ap")), f3(seg.get("f1"))]
-            tops.append(top)
-            recs.append(rec)
-        return row + [f3(nanmean(tops)), f3(nanmean(recs))]
+    def solo_top1(solo, c):
+        return solo["per_class"].get(c, {}).get("top1_accuracy") if solo else None
+
+    def recall(mix, c):
+        return mix["recall_at_k"]["per_class"].get(c) if mix else None
+
+    def seg(mix, c, k):
+        return mix["segment"]["per_class"].get(c, {}).get(k) if mix else None
+    lines = ["Each column group: the held-out source (its model never saw it). Solo "
+             "top-1: share of the class's solo clips whose highest mean-pooled (calibrated) "
+             "score is the class; recall@k: share of the mixture clips containing the class "
+             "where it is among the k highest clip scores (k = classes present); "
+             "macro = mean over classes, mixtures = mean over clips with >= 2 classes.\n",
+             "| class | " + " | ".join(f"{n}: solo top-1 | {n}: recall@k" for n in names)
+             + " | mean solo top-1 | mean recall@k |",
+             "|---|" + "---|" * (2 * len(runs) + 2)]
     for c in classes:
-        lines.append(f"| {c} | " + " | ".join(cells(c)) + " |")
-    macro, tops, recs = [], [], []
-    for _, solo, mix in runs:
-        top = solo["macro_top1"] if solo else None
-        rec = mix["recall_at_k"]["macro"] if mix else None
-        macro += [f3(top), f3(rec), f3(mix["segment"]["mAP"] if mix else None),
-                  f3(mix["segment"]["macro_F1"] if mix else None)]
-        tops.append(top)
-        recs.append(rec)
-    lines.append("| **macro** | " + " | ".join(f"**{v}**" for v in macro)
+        tops = [solo_top1(s_, c) for _, s_, _ in runs]
+        recs = [recall(m_, c) for _, _, m_ in runs]
+        lines.append(f"| {c} | " + " | ".join(f"{f3(t)} | {f3(r)}" for t, r in zip(tops, recs))
+                     + f" | {f3(nanmean(tops))} | {f3(nanmean(recs))} |")
+    tops = [s_["macro_top1"] if s_ else None for _, s_, _ in runs]
+    recs = [m_["recall_at_k"]["macro"] if m_ else None for _, _, m_ in runs]
+    lines.append("| **macro** | " + " | ".join(f"**{f3(t)}** | **{f3(r)}**"
+                                              for t, r in zip(tops, recs))
                  + f" | **{f3(nanmean(tops))}** | **{f3(nanmean(recs))}** |")
-    mixes = [f3(mix["recall_at_k"]["mixtures_mean"]) if mix else "-" for _, _, mix in runs]
-    lines.append("| recall@k, mixture clips (>= 2 classes) | " + " | ".join(
-        f"- | {m} | - | -" for m in mixes) + " | - | "
-        f"{f3(nanmean([mix['recall_at_k']['mixtures_mean'] for _, _, mix in runs if mix]))} |")
+    micro = [s_["micro_top1"] if s_ else None for _, s_, _ in runs]
+    mixes = [m_["recall_at_k"]["mixtures_mean"] if m_ else None for _, _, m_ in runs]
+    lines.append("| clips: solo micro / recall@k over mixtures | " + " | ".join(
+        f"{f3(t)} | {f3(r)}" for t, r in zip(micro, mixes))
+        + f" | {f3(nanmean(micro))} | {f3(nanmean(mixes))} |")
+    lines += ["", "Segment level on the mixture sets: AP, and F1 at the calibrated "
+              "thresholds (0.5 after calibration).\n",
+              "| class | " + " | ".join(f"{n}: seg AP | {n}: seg F1" for n in names)
+              + " | mean AP | mean F1 |", "|---|" + "---|" * (2 * len(runs) + 2)]
+    for c in classes:
+        aps = [seg(m_, c, "ap") for _, _, m_ in runs]
+        f1s = [seg(m_, c, "f1") for _, _, m_ in runs]
+        lines.append(f"| {c} | " + " | ".join(f"{f3(a_)} | {f3(b_)}" for a_, b_ in zip(aps, f1s))
+                     + f" | {f3(nanmean(aps))} | {f3(nanmean(f1s))} |")
+    aps = [m_["segment"]["mAP"] if m_ else None for _, _, m_ in runs]
+    f1s = [m_["segment"]["macro_F1"] if m_ else None for _, _, m_ in runs]
+    lines.append("| **macro** | " + " | ".join(f"**{f3(a_)}** | **{f3(b_)}**"
+                                              for a_, b_ in zip(aps, f1s))
+                 + f" | **{f3(nanmean(aps))}** | **{f3(nanmean(f1s))}** |")
     return "\n".join(lines) + "\n"
 
 
