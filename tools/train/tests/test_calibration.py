@@ -11,13 +11,17 @@
     parity JSON's probabilities are sigmoid(logits + bias); when protoc and
     python3-protobuf are there and the proto has OutputConfig.calibration,
     the config parses as an audiotag.v1.ModelConfig with those values;
+    with --build-dir, the real audiotag-server serves the calibrated export
+    and its activations / tags match the parity JSON
+    (test_default_model_parity.py), i.e. the server applies the calibration;
   - evaluate.py: recall@k and solo top-1 on hand-made scores;
   - train.py: the stem mixer draws distinct classes, ORs the targets and
     sums power (a one-stem mixture at 0 dB gain and no colouration is the
     stem itself).
 
-    /usr/bin/python3 tools/train/tests/test_calibration.py
+    /usr/bin/python3 tools/train/tests/test_calibration.py [--build-dir build]
 """
+import argparse
 import glob
 import json
 import os
@@ -82,7 +86,7 @@ def test_calibrate():
           f"({f05:.4f})")
 
 
-def test_export(tmp):
+def test_export(tmp, build_dir):
     torch.manual_seed(0)
     m = Student((8, 16, 32, 32))
     frames = [100] * 20
@@ -126,6 +130,15 @@ def test_export(tmp):
     check(par["calibration"]["bias"] == [float(np.float32(v)) for v in want],
           "parity JSON records the calibration")
     parse_config(tmp, text, want)
+    if build_dir:
+        r = subprocess.run([sys.executable, os.path.join(HERE, "test_default_model_parity.py"),
+                            "--build-dir", build_dir, "--repo", os.path.join(tmp, "repo"),
+                            "--parity", parity], capture_output=True, text=True)
+        check(r.returncode == 0, "the server serves the calibrated export as the parity JSON "
+              "says\n" + "\n".join(r.stdout.splitlines()[-5:]) + r.stderr[-1500:])
+        # the calibration must matter: raw sigmoids differ from the served scores
+        check(np.abs(1 / (1 + np.exp(-z)) - np.asarray(seg["probabilities"])).max() > 0.05,
+              "the calibration changes the scores (so the served check means something)")
 
 
 def parse_config(tmp, text, want):
@@ -221,9 +234,13 @@ def test_mixer():
 
 
 def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build-dir", default="",
+                    help="serve the calibrated export with this build's audiotag-server")
+    a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="train_cal_") as tmp:
         test_calibrate()
-        test_export(tmp)
+        test_export(tmp, a.build_dir)
         test_metrics()
         test_mixer()
     if FAILS:
